@@ -1,0 +1,92 @@
+//! Frozen pre-trained backbones with LoRA-capable linear layers.
+//!
+//! A backbone turns a batch of host-side inputs into pooled features `[batch, feature_dim]` and
+//! exposes its linear layers by module path, so a method can put adapters on the layers that its
+//! LoRA targets select, freeze them or merge them, without knowing the architecture.
+
+pub mod mlp;
+
+use burn::module::{AutodiffModule, Module, ModuleDisplay};
+use burn::tensor::Tensor;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+
+use crate::error::{ClError, Result};
+use crate::peft::{LoraConfig, LoraLinear, matches_target};
+use crate::stream::mix_seed;
+
+pub use mlp::{MlpBackbone, MlpBackboneConfig};
+
+/// A frozen feature extractor whose linear layers are [`LoraLinear`]s.
+pub trait Backbone<B: Backend>: Module<B> + ModuleDisplay {
+    /// One example's input as it lives on the host (token ids, pixels, a feature vector...).
+    type Input: Clone + Send + Sync + std::fmt::Debug + 'static;
+
+    /// Width of [`Backbone::features`].
+    fn feature_dim(&self) -> usize;
+
+    /// Pooled features of a batch: `[batch, feature_dim]`, on the backbone's device.
+    fn features(&self, inputs: &[&Self::Input]) -> Tensor<B, 2>;
+
+    /// Every LoRA-capable linear layer with its module path (e.g. `layers.0.attention.query`).
+    fn lora_layers(&self) -> Vec<(String, &LoraLinear<B>)>;
+
+    /// Mutable access to the same layers, in the same order.
+    fn lora_layers_mut(&mut self) -> Vec<(String, &mut LoraLinear<B>)>;
+
+    /// Device holding the backbone's parameters.
+    fn device(&self) -> B::Device;
+}
+
+/// A backbone that can be trained under autodiff and evaluated on the inner backend with the
+/// same inputs: what every method's model needs. Implemented for every such backbone.
+pub trait TrainableBackbone<B: AutodiffBackend>:
+    Backbone<B> + AutodiffModule<B, InnerModule: Backbone<B::InnerBackend, Input = <Self as Backbone<B>>::Input>>
+{
+}
+
+impl<B, M> TrainableBackbone<B> for M
+where
+    B: AutodiffBackend,
+    M: Backbone<B> + AutodiffModule<B>,
+    M::InnerModule: Backbone<B::InnerBackend, Input = M::Input>,
+{
+}
+
+/// Puts one fresh adapter on every layer that `cfg.targets` selects; returns how many layers got
+/// one. Layer `i`'s `A` factor is drawn from `mix_seed(seed, [i])`. Errors if no layer matches,
+/// listing the available paths.
+pub fn add_lora<B: Backend, M: Backbone<B>>(backbone: &mut M, cfg: &LoraConfig, seed: u64) -> Result<usize> {
+    cfg.validate()?;
+    let mut count = 0;
+    let mut available = Vec::new();
+    for (i, (path, layer)) in backbone.lora_layers_mut().into_iter().enumerate() {
+        if cfg.targets.iter().any(|p| matches_target(&path, p)) {
+            layer.push_adapter(cfg, mix_seed(seed, &[i as u64]));
+            count += 1;
+        }
+        available.push(path);
+    }
+    if count == 0 {
+        return Err(ClError::config(
+            "lora.targets",
+            format!("{:?} selects no layer; the backbone's layers are {available:?}", cfg.targets),
+        ));
+    }
+    Ok(count)
+}
+
+/// Stops gradients to every adapter present (IncLoRA freezes the earlier tasks' adapters).
+pub fn freeze_adapters<B: Backend, M: Backbone<B>>(backbone: &mut M) {
+    for (_, layer) in backbone.lora_layers_mut() {
+        layer.freeze_adapters();
+    }
+}
+
+/// Number of adapters on each LoRA layer, by path (for checkpoints and tests).
+pub fn adapter_counts<B: Backend, M: Backbone<B>>(backbone: &M) -> Vec<(String, usize)> {
+    backbone
+        .lora_layers()
+        .into_iter()
+        .map(|(path, layer)| (path, layer.adapters.len()))
+        .collect()
+}

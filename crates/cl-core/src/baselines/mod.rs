@@ -1,0 +1,311 @@
+//! The papers' comparison rows as one [`Method`]: SeqLoRA, IncLoRA, LoRAReplay and MTL share a
+//! LoRA classifier and differ only in how adapters are added per task ([`Baseline::adapters_per_task`])
+//! and which examples each step trains on ([`Baseline`] data strategy).
+//!
+//! - SeqLoRA: one LoRA trained on each task in turn, no protection.
+//! - IncLoRA: a new LoRA per task; earlier ones frozen and kept active (summed).
+//! - LoRAReplay: SeqLoRA plus a memory of a fraction (default 2%) of each finished task's training
+//!   split; every step appends a replay batch drawn uniformly from the memory.
+//! - MTL: the multi-task upper bound, trained cumulatively: every step trains on the current batch
+//!   plus an equally large batch drawn uniformly from *all* training data of the earlier tasks
+//!   (replay with a 100% memory), so after the last task the LoRA has been trained on the union of
+//!   every task and the newest task still gets a full share of the steps.
+//!
+//! The optimiser (AdamW) is reset at each task boundary.
+
+use std::path::Path;
+
+use burn::module::AutodiffModule;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::{ElementConversion, Tensor};
+use burn::tensor::backend::AutodiffBackend;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::backbone::{TrainableBackbone, add_lora, freeze_adapters};
+use crate::checkpoint::{load_module, read_json, save_module, write_json};
+use crate::error::{ClError, Result};
+use crate::method::{EvalContext, Method, ParamCounts, StepStats};
+use crate::model::{PeftClassifier, cross_entropy};
+use crate::peft::{LoraConfig, ParamFilter, TaskVector, param_paths};
+use crate::stream::replay::{ReplayMemory, TaskFractionMemory};
+use crate::stream::{Example, Scenario, TaskInfo, mix_seed};
+
+/// Which baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Baseline {
+    /// One LoRA, trained on each task in turn.
+    SeqLora,
+    /// A new LoRA per task, earlier ones frozen and summed.
+    IncLora,
+    /// SeqLoRA with a per-task-fraction replay memory.
+    LoraReplay,
+    /// Cumulative multi-task training (upper bound).
+    Mtl,
+}
+
+impl Baseline {
+    /// Every baseline.
+    pub const ALL: [Baseline; 4] = [Baseline::SeqLora, Baseline::IncLora, Baseline::LoraReplay, Baseline::Mtl];
+
+    /// Name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Baseline::SeqLora => "seq-lora",
+            Baseline::IncLora => "inc-lora",
+            Baseline::LoraReplay => "replay",
+            Baseline::Mtl => "mtl",
+        }
+    }
+
+    /// Parses [`Baseline::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// `true` when each task gets its own adapter (IncLoRA).
+    fn adapters_per_task(self) -> bool {
+        self == Baseline::IncLora
+    }
+}
+
+/// Optimiser settings (AdamW).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerConfig {
+    /// Learning rate.
+    pub lr: f64,
+    /// Decoupled weight decay.
+    #[serde(default)]
+    pub weight_decay: f32,
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        Self {
+            lr: 1e-3,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+/// Replay memory settings (LoRAReplay).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayConfig {
+    /// Fraction of each finished task's training split kept (the papers' 2%).
+    pub fraction: f64,
+    /// At least this many examples per task.
+    pub min_per_task: usize,
+    /// Replay examples appended to each batch; `None` = as many as the current batch.
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        Self {
+            fraction: 0.02,
+            min_per_task: 1,
+            batch_size: None,
+        }
+    }
+}
+
+/// Configuration of a baseline run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineConfig {
+    /// LoRA shape and targets.
+    #[serde(default)]
+    pub lora: LoraConfig,
+    /// Optimiser.
+    #[serde(default)]
+    pub optimizer: OptimizerConfig,
+    /// Replay memory (used by `replay`).
+    #[serde(default)]
+    pub replay: ReplayConfig,
+}
+
+impl BaselineConfig {
+    /// Checks every field; errors name it.
+    pub fn validate(&self) -> Result<()> {
+        self.lora.validate()?;
+        if !(self.optimizer.lr > 0.0 && self.optimizer.lr.is_finite()) {
+            return Err(ClError::config("optimizer.lr", "must be a positive number"));
+        }
+        if !(self.replay.fraction > 0.0 && self.replay.fraction <= 1.0) {
+            return Err(ClError::config("replay.fraction", "must be in (0, 1]"));
+        }
+        Ok(())
+    }
+}
+
+/// A LoRA classifier trained by one of the [`Baseline`] strategies.
+pub struct LoraBaseline<B: AutodiffBackend, M: TrainableBackbone<B>> {
+    kind: Baseline,
+    cfg: BaselineConfig,
+    seed: u64,
+    model: PeftClassifier<B, M>,
+    optim: OptimizerAdaptor<AdamW, PeftClassifier<B, M>, B>,
+    /// Replay memory: a fraction of each finished task (LoRAReplay) or all of it (MTL).
+    memory: TaskFractionMemory<M::Input>,
+    tasks: Vec<TaskInfo>,
+    step: usize,
+}
+
+impl<B, M> LoraBaseline<B, M>
+where
+    B: AutodiffBackend,
+    M: TrainableBackbone<B>,
+{
+    /// A baseline over `backbone` with a fresh head of `num_classes` classes.
+    pub fn new(kind: Baseline, cfg: BaselineConfig, backbone: M, num_classes: usize, seed: u64) -> Result<Self> {
+        cfg.validate()?;
+        let model = PeftClassifier::new(backbone, num_classes, mix_seed(seed, &[0]));
+        let fraction = if kind == Baseline::Mtl { 1.0 } else { cfg.replay.fraction };
+        let memory = TaskFractionMemory::new(fraction, cfg.replay.min_per_task, mix_seed(seed, &[3]));
+        Ok(Self {
+            kind,
+            optim: Self::optimizer(&cfg.optimizer),
+            cfg,
+            seed,
+            model,
+            memory,
+            tasks: Vec::new(),
+            step: 0,
+        })
+    }
+
+    fn optimizer(cfg: &OptimizerConfig) -> OptimizerAdaptor<AdamW, PeftClassifier<B, M>, B> {
+        AdamWConfig::new().with_weight_decay(cfg.weight_decay).init()
+    }
+
+    /// The classifier (for tests and inspection).
+    pub fn model(&self) -> &PeftClassifier<B, M> {
+        &self.model
+    }
+
+    /// Adds the adapters task `task` trains (all the structure a checkpoint needs rebuilt).
+    fn add_task_adapters(&mut self, task: &TaskInfo) -> Result<()> {
+        let seed = mix_seed(self.seed, &[1, task.id as u64]);
+        if self.kind.adapters_per_task() {
+            freeze_adapters(&mut self.model.backbone);
+            add_lora(&mut self.model.backbone, &self.cfg.lora, seed)?;
+        } else if task.id == 0 {
+            add_lora(&mut self.model.backbone, &self.cfg.lora, seed)?;
+        }
+        Ok(())
+    }
+
+    /// The examples one step trains on, per the strategy.
+    fn training_examples(&self, batch: &[Example<M::Input>]) -> Vec<Example<M::Input>> {
+        let rng = || {
+            let task = self.tasks.last().map_or(0, |t| t.id) as u64;
+            StdRng::seed_from_u64(mix_seed(self.seed, &[2, task, self.step as u64]))
+        };
+        match self.kind {
+            Baseline::SeqLora | Baseline::IncLora => batch.to_vec(),
+            Baseline::LoraReplay | Baseline::Mtl => {
+                let n = match self.kind {
+                    Baseline::LoraReplay => self.cfg.replay.batch_size.unwrap_or(batch.len()),
+                    _ => batch.len(),
+                };
+                let mut all = batch.to_vec();
+                all.extend(self.memory.sample(n, &mut rng()));
+                all
+            }
+        }
+    }
+}
+
+impl<B, M> Method<B> for LoraBaseline<B, M>
+where
+    B: AutodiffBackend,
+    M: TrainableBackbone<B>,
+    M::Input: Serialize + DeserializeOwned,
+{
+    type Input = M::Input;
+
+    fn name(&self) -> String {
+        self.kind.name().to_string()
+    }
+
+    fn begin_task(&mut self, task: &TaskInfo, _train: &[Example<M::Input>]) -> Result<()> {
+        self.tasks.push(task.clone());
+        self.add_task_adapters(task)?;
+        self.optim = Self::optimizer(&self.cfg.optimizer);
+        self.step = 0;
+        Ok(())
+    }
+
+    fn train_step(&mut self, batch: &[Example<M::Input>]) -> Result<StepStats> {
+        let examples = self.training_examples(batch);
+        let inputs: Vec<&M::Input> = examples.iter().map(|e| &e.input).collect();
+        let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
+        let allowed: Option<Vec<&[usize]>> = match self.tasks.last().map(|t| t.scenario) {
+            Some(Scenario::TaskIncremental) => {
+                Some(examples.iter().map(|e| self.tasks[e.task].classes.as_slice()).collect())
+            }
+            _ => None,
+        };
+        let logits = self.model.forward(&inputs);
+        let loss = cross_entropy(logits, &labels, allowed.as_deref());
+        let value: f64 = loss.clone().into_scalar().elem::<f64>();
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self.optim.step(self.cfg.optimizer.lr, self.model.clone(), grads);
+        self.step += 1;
+        Ok(StepStats { loss: value })
+    }
+
+    fn end_task(&mut self, task: &TaskInfo, train: &[Example<M::Input>]) -> Result<()> {
+        if matches!(self.kind, Baseline::LoraReplay | Baseline::Mtl) {
+            self.memory.add_task(task.id, train);
+        }
+        Ok(())
+    }
+
+    fn predict(&self, inputs: &[&M::Input], _ctx: &EvalContext) -> Result<Tensor<B::InnerBackend, 2>> {
+        Ok(self.model.valid().forward(inputs))
+    }
+
+    fn backbone_params(&self) -> TaskVector<B::InnerBackend> {
+        TaskVector::snapshot(&self.model.backbone.valid(), &ParamFilter::Pretrained)
+    }
+
+    fn param_counts(&self) -> ParamCounts {
+        let params = param_paths::<B, _>(&self.model);
+        let count = |keep: &dyn Fn(&str, bool) -> bool| -> usize {
+            params
+                .iter()
+                .filter(|(p, _, g)| keep(p, *g))
+                .map(|(_, s, _)| s.iter().product::<usize>())
+                .sum()
+        };
+        ParamCounts {
+            trainable: count(&|_, grad| grad),
+            stored: count(&|p, _| p.contains(".lora_") || p.starts_with("head.")),
+            stored_examples: self.memory.examples().len(),
+        }
+    }
+
+    fn save_checkpoint(&self, dir: &Path) -> Result<()> {
+        save_module(&self.model, &dir.join("model"))?;
+        write_json(&dir.join("memory.json"), &self.memory)
+    }
+
+    fn load_checkpoint(&mut self, dir: &Path, finished: &[TaskInfo]) -> Result<()> {
+        for task in finished {
+            self.add_task_adapters(task)?;
+        }
+        self.tasks = finished.to_vec();
+        let device = self.model.backbone.device();
+        self.model = load_module(self.model.clone(), &dir.join("model"), &device)?;
+        self.memory = read_json(&dir.join("memory.json"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,30 @@
+//! `cl-core`: what every continual-learning method of cl-peft shares.
+//!
+//! - [`backbone`]: frozen backbones whose linear layers accept LoRA adapters.
+//! - [`peft`]: LoRA, Houlsby adapters, task vectors.
+//! - [`stream`]: task streams, seeded batching, replay memories.
+//! - [`method`]: the [`Method`] trait and [`EvalContext`].
+//! - [`baselines`]: SeqLoRA, IncLoRA, LoRAReplay, MTL.
+//! - [`runner`]: the one training / evaluation loop, reports and checkpoints.
+//! - [`metrics`]: the accuracy matrix, OP, BWT, FWT, forgetting.
+//!
+//! Library code is backend-generic (`B: Backend` / `B: AutodiffBackend`); only binaries, tests and
+//! benches choose a backend.
+
+pub mod backbone;
+pub mod baselines;
+pub mod checkpoint;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+pub mod error;
+pub mod method;
+pub mod metrics;
+pub mod model;
+pub mod peft;
+pub mod runner;
+pub mod stream;
+
+pub use error::{ClError, Result};
+pub use method::{EvalContext, Method, ParamCounts, StepStats};
+pub use metrics::AccuracyMatrix;
+pub use runner::{RunConfig, RunReport, run};

@@ -1,0 +1,14 @@
+//! Parameter-efficient fine-tuning layers and task vectors.
+//!
+//! - [`lora`]: `LoraLinear` (a frozen `Linear` plus zero or more LoRA adapters), target selection
+//!   by module-path pattern.
+//! - [`adapter`]: Houlsby bottleneck adapters.
+//! - [`task_vector`]: parameter deltas over module paths (extract, add, scale, apply).
+
+pub mod adapter;
+pub mod lora;
+pub mod task_vector;
+
+pub use adapter::{Adapter, AdapterConfig};
+pub use lora::{LoraAdapter, LoraConfig, LoraLinear, matches_target};
+pub use task_vector::{ParamFilter, ParamTensor, TaskVector, param_paths};

@@ -1,0 +1,403 @@
+//! The one loop: train each task, evaluate every task after each, fill the accuracy matrix, and
+//! write `report.json` plus a checkpoint after every task so a run can resume from the last
+//! finished task.
+//!
+//! Layout of `out_dir`: `report.json` (rewritten after every task; `completed` says whether the
+//! run finished) and `checkpoint/` (`state.json` + `method/`, replaced atomically).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{existing_dir, read_json, replace_dir, sibling, write_json};
+use crate::error::{ClError, Result};
+use crate::method::{EvalContext, Method, ParamCounts};
+use crate::metrics::AccuracyMatrix;
+use crate::model::{argmax_host, label_space_mask};
+use crate::stream::{Scenario, Task, TaskInfo, TaskStream, epoch_batches, mix_seed};
+
+/// How a run trains and where it writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Passes over each task's training split.
+    pub epochs: usize,
+    /// Training batch size.
+    pub batch_size: usize,
+    /// Evaluation batch size.
+    pub eval_batch_size: usize,
+    /// Seed of data order, initialisation and sampling.
+    pub seed: u64,
+    /// Where `report.json` and `checkpoint/` go; `None` writes nothing.
+    pub out_dir: Option<PathBuf>,
+    /// Continue from `out_dir/checkpoint` when it exists.
+    pub resume: bool,
+    /// Show progress bars (never under `CI` or without a terminal).
+    pub progress: bool,
+    /// Stop (as if interrupted) after this many tasks have finished in total.
+    pub stop_after: Option<usize>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 1,
+            batch_size: 16,
+            eval_batch_size: 64,
+            seed: 0,
+            out_dir: None,
+            resume: false,
+            progress: false,
+            stop_after: None,
+        }
+    }
+}
+
+impl RunConfig {
+    /// Checks ranges; errors name the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(ClError::config("run.epochs", "must be at least 1"));
+        }
+        if self.batch_size == 0 {
+            return Err(ClError::config("run.batch_size", "must be at least 1"));
+        }
+        if self.eval_batch_size == 0 {
+            return Err(ClError::config("run.eval_batch_size", "must be at least 1"));
+        }
+        if self.resume && self.out_dir.is_none() {
+            return Err(ClError::config("run.resume", "needs run.out_dir to find the checkpoint"));
+        }
+        Ok(())
+    }
+}
+
+/// What happened on one task.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// Task index.
+    pub task: usize,
+    /// Task name.
+    pub name: String,
+    /// Optimiser steps taken.
+    pub steps: usize,
+    /// Mean training loss over the last epoch.
+    pub last_epoch_loss: f64,
+    /// Wall time of training the task (begin_task .. end_task), seconds.
+    pub train_seconds: f64,
+    /// Wall time of evaluating every task afterwards, seconds.
+    pub eval_seconds: f64,
+    /// Parameter counts after the task.
+    pub params: ParamCounts,
+}
+
+/// The result of a run, written as `report.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Method name.
+    pub method: String,
+    /// Stream name.
+    pub stream: String,
+    /// Scenario.
+    pub scenario: Scenario,
+    /// Seed.
+    pub seed: u64,
+    /// Task names in training order.
+    pub task_names: Vec<String>,
+    /// `R[t][j]`, accuracy on task `j` after training task `t`.
+    pub matrix: AccuracyMatrix,
+    /// Overall performance (mean accuracy after the last finished task).
+    pub op: Option<f64>,
+    /// Backward transfer (over `T − 1` tasks).
+    pub bwt: Option<f64>,
+    /// Forward transfer against `initial_accuracy`.
+    pub fwt: Option<f64>,
+    /// Average forgetting.
+    pub forgetting: Option<f64>,
+    /// `b_j`: accuracy of the untrained model (frozen backbone, random head) on each task, the
+    /// reference of FWT.
+    pub initial_accuracy: Vec<f64>,
+    /// Per-task records.
+    pub tasks: Vec<TaskRecord>,
+    /// `true` once every task has finished.
+    pub completed: bool,
+    /// Run settings.
+    pub config: RunConfig,
+}
+
+impl RunReport {
+    fn refresh_metrics(&mut self) {
+        self.op = self.matrix.op();
+        self.bwt = self.matrix.bwt();
+        self.fwt = self.matrix.fwt(&self.initial_accuracy);
+        self.forgetting = self.matrix.forgetting();
+        self.completed = self.matrix.is_complete();
+    }
+
+    /// A short human summary: matrix, OP, BWT, FWT, forgetting.
+    pub fn summary(&self) -> String {
+        let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:+.2}", 100.0 * v));
+        format!(
+            "{} on {} ({:?}, seed {})\n{}OP {}  BWT {}  FWT {}  forgetting {}  (percentage points)\n",
+            self.method,
+            self.stream,
+            self.scenario,
+            self.seed,
+            self.matrix.to_table(),
+            pct(self.op),
+            pct(self.bwt),
+            pct(self.fwt),
+            pct(self.forgetting),
+        )
+    }
+}
+
+/// What the checkpoint's `state.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunState {
+    finished: Vec<TaskInfo>,
+    report: RunReport,
+}
+
+/// Runs `method` over `stream`: see the module docs.
+pub fn run<B, M>(method: &mut M, stream: &TaskStream<M::Input>, cfg: &RunConfig, device: &B::Device) -> Result<RunReport>
+where
+    B: AutodiffBackend,
+    M: Method<B>,
+{
+    cfg.validate()?;
+    let (mut report, mut finished) = match resume_state(method, stream, cfg)? {
+        Some(state) => (state.report, state.finished),
+        None => {
+            let initial_accuracy = stream
+                .tasks()
+                .iter()
+                .map(|task| evaluate::<B, M>(method, task, stream, cfg.eval_batch_size))
+                .collect::<Result<Vec<_>>>()?;
+            let report = RunReport {
+                method: method.name(),
+                stream: stream.name().to_string(),
+                scenario: stream.scenario(),
+                seed: cfg.seed,
+                task_names: stream.tasks().iter().map(|t| t.info.name.clone()).collect(),
+                matrix: AccuracyMatrix::new(stream.num_tasks()),
+                op: None,
+                bwt: None,
+                fwt: None,
+                forgetting: None,
+                initial_accuracy,
+                tasks: Vec::new(),
+                completed: false,
+                config: cfg.clone(),
+            };
+            (report, Vec::new())
+        }
+    };
+
+    let show_progress = cfg.progress && std::env::var_os("CI").is_none() && std::io::stderr().is_terminal();
+    for task in &stream.tasks()[finished.len()..] {
+        if cfg.stop_after.is_some_and(|n| finished.len() >= n) {
+            break;
+        }
+        let record = train_task::<B, M>(method, task, cfg, device, show_progress)?;
+        let eval_start = Instant::now();
+        let row = stream
+            .tasks()
+            .iter()
+            .map(|j| evaluate::<B, M>(method, j, stream, cfg.eval_batch_size))
+            .collect::<Result<Vec<_>>>()?;
+        report.matrix.push_row(row);
+        report.tasks.push(TaskRecord {
+            eval_seconds: eval_start.elapsed().as_secs_f64(),
+            params: method.param_counts(),
+            ..record
+        });
+        report.refresh_metrics();
+        finished.push(task.info.clone());
+        if show_progress {
+            eprintln!(
+                "task {}/{} `{}`: accuracy on it {:.1}%, OP so far {:.1}%",
+                finished.len(),
+                stream.num_tasks(),
+                task.info.name,
+                100.0 * report.matrix.get(task.info.id, task.info.id).unwrap_or(f64::NAN),
+                100.0 * report.op.unwrap_or(f64::NAN)
+            );
+        }
+        if let Some(dir) = &cfg.out_dir {
+            write_checkpoint(method, dir, &finished, &report)?;
+        }
+    }
+    Ok(report)
+}
+
+fn train_task<B, M>(method: &mut M, task: &Task<M::Input>, cfg: &RunConfig, device: &B::Device, show: bool) -> Result<TaskRecord>
+where
+    B: AutodiffBackend,
+    M: Method<B>,
+{
+    let start = Instant::now();
+    let info = &task.info;
+    B::seed(device, mix_seed(cfg.seed, &[4, info.id as u64]));
+    method.begin_task(info, &task.train)?;
+    let batches_per_epoch = task.train.len().div_ceil(cfg.batch_size);
+    let bar = progress_bar(show, (cfg.epochs * batches_per_epoch) as u64, &info.name);
+    let mut steps = 0;
+    let mut last_epoch_loss = f64::NAN;
+    for epoch in 0..cfg.epochs {
+        let mut sum = 0.0;
+        let batches = epoch_batches(task.train.len(), cfg.batch_size, cfg.seed, info.id, epoch);
+        for indices in &batches {
+            let batch: Vec<_> = indices.iter().map(|&i| task.train[i].clone()).collect();
+            let stats = method.train_step(&batch)?;
+            if !stats.loss.is_finite() {
+                bar.abandon();
+                return Err(ClError::NonFiniteLoss {
+                    method: method.name(),
+                    task: info.id,
+                    step: steps,
+                    loss: stats.loss,
+                });
+            }
+            sum += stats.loss;
+            steps += 1;
+            bar.set_message(format!("loss {:.4}", stats.loss));
+            bar.inc(1);
+        }
+        last_epoch_loss = sum / batches.len() as f64;
+    }
+    method.end_task(info, &task.train)?;
+    bar.finish_and_clear();
+    Ok(TaskRecord {
+        task: info.id,
+        name: info.name.clone(),
+        steps,
+        last_epoch_loss,
+        train_seconds: start.elapsed().as_secs_f64(),
+        eval_seconds: 0.0,
+        params: ParamCounts {
+            trainable: 0,
+            stored: 0,
+            stored_examples: 0,
+        },
+    })
+}
+
+/// Accuracy of `method` on `task`'s test split. In the task-incremental scenario the logits are
+/// restricted to the task's classes and the context carries its id; otherwise neither.
+pub fn evaluate<B, M>(method: &M, task: &Task<M::Input>, stream: &TaskStream<M::Input>, batch_size: usize) -> Result<f64>
+where
+    B: AutodiffBackend,
+    M: Method<B>,
+{
+    let ctx = EvalContext::new(stream.scenario(), task.info.id);
+    let mut correct = 0usize;
+    for chunk in task.test.chunks(batch_size.max(1)) {
+        let inputs: Vec<&M::Input> = chunk.iter().map(|e| &e.input).collect();
+        let logits = method.predict(&inputs, &ctx)?;
+        let [rows, cols] = logits.dims();
+        if rows != chunk.len() || cols != stream.num_classes() {
+            return Err(ClError::ShapeMismatch {
+                tensor: format!("logits of `{}`", method.name()),
+                expected: vec![chunk.len(), stream.num_classes()],
+                actual: vec![rows, cols],
+            });
+        }
+        let logits = match ctx.task_id() {
+            Some(_) => {
+                let allowed = vec![task.info.classes.as_slice(); rows];
+                let device = logits.device();
+                logits + label_space_mask::<B::InnerBackend>(&allowed, cols, &device)
+            }
+            None => logits,
+        };
+        let predicted = argmax_host::<B::InnerBackend>(logits);
+        correct += predicted.iter().zip(chunk).filter(|(p, e)| **p == e.label).count();
+    }
+    Ok(correct as f64 / task.test.len() as f64)
+}
+
+fn progress_bar(show: bool, len: u64, name: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
+    }
+    let bar = ProgressBar::new(len);
+    if let Ok(style) = ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len} {elapsed_precise} {msg}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(name.to_string());
+    bar
+}
+
+fn checkpoint_dir(out: &Path) -> PathBuf {
+    out.join("checkpoint")
+}
+
+fn write_checkpoint<B: AutodiffBackend, M: Method<B>>(
+    method: &M,
+    out: &Path,
+    finished: &[TaskInfo],
+    report: &RunReport,
+) -> Result<()> {
+    std::fs::create_dir_all(out).map_err(|e| ClError::io("creating", out, e))?;
+    let dst = checkpoint_dir(out);
+    let staged = sibling(&dst, "staged");
+    if staged.exists() {
+        std::fs::remove_dir_all(&staged).map_err(|e| ClError::io("removing", &staged, e))?;
+    }
+    let method_dir = staged.join("method");
+    std::fs::create_dir_all(&method_dir).map_err(|e| ClError::io("creating", &method_dir, e))?;
+    method.save_checkpoint(&method_dir)?;
+    let state = RunState {
+        finished: finished.to_vec(),
+        report: report.clone(),
+    };
+    write_json(&staged.join("state.json"), &state)?;
+    replace_dir(&staged, &dst)?;
+    write_json(&out.join("report.json"), report)
+}
+
+fn resume_state<B, M>(method: &mut M, stream: &TaskStream<M::Input>, cfg: &RunConfig) -> Result<Option<RunState>>
+where
+    B: AutodiffBackend,
+    M: Method<B>,
+{
+    let Some(out) = cfg.out_dir.as_deref().filter(|_| cfg.resume) else {
+        return Ok(None);
+    };
+    let Some(dir) = existing_dir(&checkpoint_dir(out)) else {
+        return Ok(None);
+    };
+    let mut state: RunState = read_json(&dir.join("state.json"))?;
+    let mismatch = |reason: String| ClError::CheckpointMismatch {
+        path: dir.clone(),
+        reason,
+    };
+    let saved = &state.report;
+    let names: Vec<String> = stream.tasks().iter().map(|t| t.info.name.clone()).collect();
+    if saved.method != method.name() {
+        return Err(mismatch(format!("method `{}` vs `{}`", saved.method, method.name())));
+    }
+    if saved.stream != stream.name() || saved.task_names != names {
+        return Err(mismatch(format!("stream `{}` {:?} vs `{}` {names:?}", saved.stream, saved.task_names, stream.name())));
+    }
+    let same_training = |c: &RunConfig| (c.seed, c.epochs, c.batch_size);
+    if same_training(&saved.config) != same_training(cfg) {
+        return Err(mismatch("seed, epochs or batch_size differ".into()));
+    }
+    if state.finished.len() != saved.matrix.num_finished() {
+        return Err(mismatch("finished tasks and matrix rows disagree".into()));
+    }
+    method.load_checkpoint(&dir.join("method"), &state.finished)?;
+    state.report.config = cfg.clone();
+    Ok(Some(state))
+}
+
+/// Convenience for callers that hold an inner-backend device only.
+pub fn seed_backend<B: Backend>(device: &B::Device, seed: u64) {
+    B::seed(device, seed);
+}

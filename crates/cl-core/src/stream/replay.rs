@@ -1,0 +1,220 @@
+//! Replay memories: a seeded reservoir buffer (I-LoRA) and a per-task fraction memory (the
+//! papers' "2% of each finished task", LoRAReplay and Recurrent-KIF).
+//!
+//! Both are plain data plus counters: every random decision is derived from the run seed and a
+//! counter with [`mix_seed`], so a memory serialised in a checkpoint resumes exactly.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use super::{Example, TaskId, mix_seed, stratified_subset};
+
+/// Uniform sampling of a replay batch from a memory.
+pub trait ReplayMemory<X: Clone> {
+    /// Everything stored.
+    fn examples(&self) -> &[Example<X>];
+
+    /// `true` when nothing is stored.
+    fn is_empty(&self) -> bool {
+        self.examples().is_empty()
+    }
+
+    /// `n` examples drawn uniformly: without replacement when `n ≤ len`, with replacement
+    /// otherwise. Empty when the memory is empty.
+    fn sample(&self, n: usize, rng: &mut StdRng) -> Vec<Example<X>> {
+        let stored = self.examples();
+        if stored.is_empty() || n == 0 {
+            return Vec::new();
+        }
+        if n <= stored.len() {
+            rand::seq::index::sample(rng, stored.len(), n)
+                .into_iter()
+                .map(|i| stored[i].clone())
+                .collect()
+        } else {
+            (0..n).map(|_| stored[rng.random_range(0..stored.len())].clone()).collect()
+        }
+    }
+}
+
+/// Reservoir sampling (Vitter's algorithm R) with a fixed capacity: after `n` insertions every
+/// example offered so far is held with probability `capacity / n`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReservoirBuffer<X> {
+    capacity: usize,
+    seed: u64,
+    seen: u64,
+    items: Vec<Example<X>>,
+}
+
+impl<X: Clone> ReservoirBuffer<X> {
+    /// An empty buffer holding at most `capacity` examples.
+    pub fn new(capacity: usize, seed: u64) -> Self {
+        Self {
+            capacity,
+            seed,
+            seen: 0,
+            items: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Offers one example to the reservoir.
+    pub fn add(&mut self, example: Example<X>) {
+        self.seen += 1;
+        if self.items.len() < self.capacity {
+            self.items.push(example);
+            return;
+        }
+        let mut rng = StdRng::seed_from_u64(mix_seed(self.seed, &[self.seen]));
+        let slot = rng.random_range(0..self.seen) as usize;
+        if slot < self.capacity {
+            self.items[slot] = example;
+        }
+    }
+
+    /// Offers several examples in order.
+    pub fn extend(&mut self, examples: impl IntoIterator<Item = Example<X>>) {
+        for ex in examples {
+            self.add(ex);
+        }
+    }
+
+    /// Number of examples offered so far.
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+
+    /// Maximum number of examples held.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+impl<X: Clone> ReplayMemory<X> for ReservoirBuffer<X> {
+    fn examples(&self) -> &[Example<X>] {
+        &self.items
+    }
+}
+
+/// Keeps a seeded, class-stratified fraction of each finished task's training split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskFractionMemory<X> {
+    fraction: f64,
+    min_per_task: usize,
+    seed: u64,
+    items: Vec<Example<X>>,
+}
+
+impl<X: Clone> TaskFractionMemory<X> {
+    /// Keeps `fraction` (in `(0, 1]`) of each task, at least `min_per_task` examples.
+    pub fn new(fraction: f64, min_per_task: usize, seed: u64) -> Self {
+        Self {
+            fraction,
+            min_per_task,
+            seed,
+            items: Vec::new(),
+        }
+    }
+
+    /// Stores the share of a finished task's training split; returns how many were kept.
+    pub fn add_task(&mut self, task: TaskId, train: &[Example<X>]) -> usize {
+        let n = ((train.len() as f64 * self.fraction).round() as usize)
+            .max(self.min_per_task)
+            .min(train.len());
+        let kept = stratified_subset(train, n, mix_seed(self.seed, &[task as u64]));
+        self.items.extend(kept);
+        n
+    }
+
+    /// Number of examples stored for task `t`.
+    pub fn count_for(&self, t: TaskId) -> usize {
+        self.items.iter().filter(|e| e.task == t).count()
+    }
+}
+
+impl<X: Clone> ReplayMemory<X> for TaskFractionMemory<X> {
+    fn examples(&self) -> &[Example<X>] {
+        &self.items
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(i: usize) -> Example<usize> {
+        Example { input: i, label: i % 2, task: 0 }
+    }
+
+    #[test]
+    fn reservoir_fills_then_keeps_capacity() {
+        let mut buf = ReservoirBuffer::new(10, 1);
+        buf.extend((0..5).map(ex));
+        assert_eq!(buf.examples().len(), 5);
+        buf.extend((5..1000).map(ex));
+        assert_eq!(buf.examples().len(), 10);
+        assert_eq!(buf.seen(), 1000);
+    }
+
+    #[test]
+    fn reservoir_is_uniform_over_the_stream() {
+        // Over many seeds each of 100 offered items is kept with probability 10/100.
+        let (n, cap, trials) = (100usize, 10usize, 2000u64);
+        let mut hits = vec![0usize; n];
+        for seed in 0..trials {
+            let mut buf = ReservoirBuffer::new(cap, seed);
+            buf.extend((0..n).map(ex));
+            for e in buf.examples() {
+                hits[e.input] += 1;
+            }
+        }
+        let expected = trials as f64 * cap as f64 / n as f64; // 200
+        // Binomial(2000, 0.1): sd ≈ 13.4; 5 sd bounds per item, and the first and last tenth
+        // (the items an off-by-one would bias) must average close to the expectation.
+        for (i, &h) in hits.iter().enumerate() {
+            assert!((h as f64 - expected).abs() < 5.0 * 13.42, "item {i} kept {h} times");
+        }
+        let first: f64 = hits[..10].iter().sum::<usize>() as f64 / 10.0;
+        let last: f64 = hits[90..].iter().sum::<usize>() as f64 / 10.0;
+        assert!((first - expected).abs() < 15.0 && (last - expected).abs() < 15.0, "{first} {last}");
+    }
+
+    #[test]
+    fn reservoir_is_deterministic_per_seed() {
+        let mut a = ReservoirBuffer::new(5, 42);
+        let mut b = ReservoirBuffer::new(5, 42);
+        a.extend((0..100).map(ex));
+        b.extend((0..100).map(ex));
+        assert_eq!(a, b);
+        let mut c = ReservoirBuffer::new(5, 43);
+        c.extend((0..100).map(ex));
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn sampling_with_and_without_replacement() {
+        let mut buf = ReservoirBuffer::new(4, 0);
+        buf.extend((0..4).map(ex));
+        let mut rng = StdRng::seed_from_u64(0);
+        let mut s: Vec<usize> = buf.sample(4, &mut rng).into_iter().map(|e| e.input).collect();
+        s.sort();
+        assert_eq!(s, vec![0, 1, 2, 3], "n == len draws every item once");
+        assert_eq!(buf.sample(9, &mut rng).len(), 9);
+        assert!(ReservoirBuffer::<usize>::new(3, 0).sample(2, &mut rng).is_empty());
+    }
+
+    #[test]
+    fn fraction_memory_keeps_two_percent_per_task() {
+        let mut mem = TaskFractionMemory::new(0.02, 1, 9);
+        let t0: Vec<_> = (0..500).map(ex).collect();
+        let t1: Vec<_> = (0..30).map(|i| Example { input: i, label: i % 3, task: 1 }).collect();
+        assert_eq!(mem.add_task(0, &t0), 10);
+        assert_eq!(mem.add_task(1, &t1), 1, "at least min_per_task");
+        assert_eq!(mem.count_for(0), 10);
+        assert_eq!(mem.count_for(1), 1);
+        let classes: std::collections::BTreeSet<_> =
+            mem.examples().iter().filter(|e| e.task == 0).map(|e| e.label).collect();
+        assert_eq!(classes.len(), 2, "stratified: both classes kept");
+    }
+}
