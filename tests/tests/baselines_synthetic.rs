@@ -9,15 +9,25 @@ use cl_core::{Method, RunReport, run};
 
 fn cfg() -> BaselineConfig {
     BaselineConfig {
-        lora: LoraConfig { rank: 4, alpha: 8.0, dropout: 0.0, targets: vec!["layers.*".into()] },
-        optimizer: OptimizerConfig { lr: 1e-2, weight_decay: 0.0 },
+        lora: LoraConfig {
+            rank: 4,
+            alpha: 8.0,
+            dropout: 0.0,
+            targets: vec!["layers.*".into()],
+        },
+        optimizer: OptimizerConfig {
+            lr: 1e-2,
+            weight_decay: 0.0,
+        },
         ..BaselineConfig::default()
     }
 }
 
 fn run_baseline(kind: Baseline) -> (RunReport, cl_core::ParamCounts) {
     let stream = stream(Scenario::ClassIncremental);
-    let mut method = LoraBaseline::<TestBackend, _>::new(kind, cfg(), backbone(), stream.num_classes(), 0).unwrap();
+    let mut method =
+        LoraBaseline::<TestBackend, _>::new(kind, cfg(), backbone(), stream.num_classes(), 0)
+            .unwrap();
     let report = run(&mut method, &stream, &run_config(0), &Default::default()).unwrap();
     eprintln!("{}", report.summary());
     (report, method.param_counts())
@@ -30,10 +40,19 @@ fn seq_lora_forgets_and_mtl_does_not() {
     let (replay, _) = run_baseline(Baseline::LoraReplay);
     let seq_bwt = seq.bwt.unwrap();
     let mtl_bwt = mtl.bwt.unwrap();
-    assert!(seq_bwt < -0.3, "SeqLoRA must forget on class-incremental data: BWT {seq_bwt}");
+    assert!(
+        seq_bwt < -0.3,
+        "SeqLoRA must forget on class-incremental data: BWT {seq_bwt}"
+    );
     assert!(mtl_bwt > -0.1, "MTL must not forget: BWT {mtl_bwt}");
-    assert!(replay.bwt.unwrap() > seq_bwt, "replay must forget less than SeqLoRA");
-    assert!(mtl.op.unwrap() > seq.op.unwrap() + 0.2, "MTL is the upper bound");
+    assert!(
+        replay.bwt.unwrap() > seq_bwt,
+        "replay must forget less than SeqLoRA"
+    );
+    assert!(
+        mtl.op.unwrap() > seq.op.unwrap() + 0.2,
+        "MTL is the upper bound"
+    );
 }
 
 #[test]
@@ -46,9 +65,21 @@ fn parameter_accounting() {
     assert_eq!(seq.stored_examples, 0);
 
     let (_, inc) = run_baseline(Baseline::IncLora);
-    assert_eq!(inc.trainable, 448 + 198, "only the last task's adapters train");
-    assert_eq!(inc.stored, 3 * 448 + 198, "one adapter set per task is kept");
+    assert_eq!(
+        inc.trainable,
+        448 + 198,
+        "only the last task's adapters train"
+    );
+    assert_eq!(
+        inc.stored,
+        3 * 448 + 198,
+        "one adapter set per task is kept"
+    );
 
     let (_, replay) = run_baseline(Baseline::LoraReplay);
-    assert_eq!(replay.stored_examples, 3 * 2, "2% of 96 rounds to 2 per task");
+    assert_eq!(
+        replay.stored_examples,
+        3 * 2,
+        "2% of 96 rounds to 2 per task"
+    );
 }

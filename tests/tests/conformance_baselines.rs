@@ -12,27 +12,53 @@ fn cfg() -> BaselineConfig {
             dropout: 0.0,
             targets: vec!["layers.*".into()],
         },
-        optimizer: OptimizerConfig { lr: 1e-2, weight_decay: 0.0 },
+        optimizer: OptimizerConfig {
+            lr: 1e-2,
+            weight_decay: 0.0,
+        },
         ..BaselineConfig::default()
     }
 }
 
 mod seq_lora {
     use super::*;
-    cl_core::conformance_suite!(|bb, n, seed| LoraBaseline::new(Baseline::SeqLora, cfg(), bb, n, seed).unwrap());
+    cl_core::conformance_suite!(|bb, n, seed| LoraBaseline::new(
+        Baseline::SeqLora,
+        cfg(),
+        bb,
+        n,
+        seed
+    )
+    .unwrap());
 }
 
 mod inc_lora {
     use super::*;
-    cl_core::conformance_suite!(|bb, n, seed| LoraBaseline::new(Baseline::IncLora, cfg(), bb, n, seed).unwrap());
+    cl_core::conformance_suite!(|bb, n, seed| LoraBaseline::new(
+        Baseline::IncLora,
+        cfg(),
+        bb,
+        n,
+        seed
+    )
+    .unwrap());
 }
 
 mod lora_replay {
     use super::*;
-    cl_core::conformance_suite!(|bb, n, seed| LoraBaseline::new(Baseline::LoraReplay, cfg(), bb, n, seed).unwrap());
+    cl_core::conformance_suite!(|bb, n, seed| LoraBaseline::new(
+        Baseline::LoraReplay,
+        cfg(),
+        bb,
+        n,
+        seed
+    )
+    .unwrap());
 }
 
 mod mtl {
     use super::*;
-    cl_core::conformance_suite!(|bb, n, seed| LoraBaseline::new(Baseline::Mtl, cfg(), bb, n, seed).unwrap());
+    cl_core::conformance_suite!(
+        |bb, n, seed| LoraBaseline::new(Baseline::Mtl, cfg(), bb, n, seed).unwrap()
+    );
 }

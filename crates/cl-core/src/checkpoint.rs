@@ -45,7 +45,11 @@ pub fn save_module<B: Backend, M: Module<B>>(module: &M, stem: &Path) -> Result<
 }
 
 /// Loads a module record written by [`save_module`] into `module` (same structure).
-pub fn load_module<B: Backend, M: Module<B>>(module: M, stem: &Path, device: &B::Device) -> Result<M> {
+pub fn load_module<B: Backend, M: Module<B>>(
+    module: M,
+    stem: &Path,
+    device: &B::Device,
+) -> Result<M> {
     let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
     let file = stem.with_extension("bin");
     if !file.exists() {
@@ -112,7 +116,9 @@ mod tests {
         fs::write(&path, "{not json").unwrap();
         let err = read_json::<Vec<i32>>(&path).unwrap_err().to_string();
         assert!(err.contains("state.json"), "{err}");
-        let missing = read_json::<Vec<i32>>(&dir.path().join("nope.json")).unwrap_err().to_string();
+        let missing = read_json::<Vec<i32>>(&dir.path().join("nope.json"))
+            .unwrap_err()
+            .to_string();
         assert!(missing.contains("nope.json"), "{missing}");
     }
 
@@ -125,7 +131,10 @@ mod tests {
             fs::create_dir_all(&staged).unwrap();
             fs::write(staged.join("n"), round.to_string()).unwrap();
             replace_dir(&staged, &dst).unwrap();
-            assert_eq!(fs::read_to_string(dst.join("n")).unwrap(), round.to_string());
+            assert_eq!(
+                fs::read_to_string(dst.join("n")).unwrap(),
+                round.to_string()
+            );
         }
         assert!(!sibling(&dst, "old").exists());
         // A crash after the first rename leaves only `.old`, which is still found.

@@ -52,7 +52,11 @@ pub fn run_config(seed: u64) -> RunConfig {
     }
 }
 
-fn run_once<M, F>(make: &F, stream: &TaskStream<Vec<f32>>, cfg: &RunConfig) -> (M, Result<RunReport, ClError>)
+fn run_once<M, F>(
+    make: &F,
+    stream: &TaskStream<Vec<f32>>,
+    cfg: &RunConfig,
+) -> (M, Result<RunReport, ClError>)
 where
     M: Method<TestBackend, Input = Vec<f32>>,
     F: Fn(MlpBackbone<TestBackend>, usize, u64) -> M,
@@ -76,17 +80,29 @@ where
         assert!(report.completed && report.matrix.is_complete());
         assert_eq!(report.method, method.name());
         for (t, row) in report.matrix.rows().iter().enumerate() {
-            assert!(row.iter().all(|a| (0.0..=1.0).contains(a)), "row {t}: {row:?}");
+            assert!(
+                row.iter().all(|a| (0.0..=1.0).contains(a)),
+                "row {t}: {row:?}"
+            );
             // Chance is 1/6 (class-incremental: 6 classes) or 1/2 (task-incremental: 2 classes).
             let threshold = match scenario {
                 Scenario::ClassIncremental => 0.5,
                 Scenario::TaskIncremental => 0.75,
             };
-            assert!(row[t] > threshold, "{scenario:?}: task {t} accuracy right after training is {}", row[t]);
+            assert!(
+                row[t] > threshold,
+                "{scenario:?}: task {t} accuracy right after training is {}",
+                row[t]
+            );
         }
         assert!(report.op.is_some() && report.bwt.is_some() && report.fwt.is_some());
         assert_eq!(report.tasks.len(), 3);
-        assert!(report.tasks.iter().all(|t| t.steps > 0 && t.params.trainable > 0));
+        assert!(
+            report
+                .tasks
+                .iter()
+                .all(|t| t.steps > 0 && t.params.trainable > 0)
+        );
     }
 }
 
@@ -99,13 +115,23 @@ where
     let stream = stream(Scenario::ClassIncremental);
     let mut method = make(backbone(), stream.num_classes(), 0);
     let before = method.backbone_params();
-    assert!(!before.is_empty(), "backbone_params must cover the pre-trained weights");
+    assert!(
+        !before.is_empty(),
+        "backbone_params must cover the pre-trained weights"
+    );
     run(&mut method, &stream, &run_config(0), &Default::default()).expect("run succeeds");
     let after = method.backbone_params();
-    assert_eq!(before.paths().collect::<Vec<_>>(), after.paths().collect::<Vec<_>>());
+    assert_eq!(
+        before.paths().collect::<Vec<_>>(),
+        after.paths().collect::<Vec<_>>()
+    );
     for ((path, a), (_, b)) in before.entries().iter().zip(after.entries()) {
         let (a, b) = (a.value.to_data(), b.value.to_data());
-        assert_eq!(a.as_slice::<f32>().unwrap(), b.as_slice::<f32>().unwrap(), "`{path}` changed");
+        assert_eq!(
+            a.as_slice::<f32>().unwrap(),
+            b.as_slice::<f32>().unwrap(),
+            "`{path}` changed"
+        );
     }
 }
 
@@ -116,8 +142,12 @@ where
     F: Fn(MlpBackbone<TestBackend>, usize, u64) -> M,
 {
     let stream = stream(Scenario::ClassIncremental);
-    let a = run_once(&make, &stream, &run_config(5)).1.expect("run succeeds");
-    let b = run_once(&make, &stream, &run_config(5)).1.expect("run succeeds");
+    let a = run_once(&make, &stream, &run_config(5))
+        .1
+        .expect("run succeeds");
+    let b = run_once(&make, &stream, &run_config(5))
+        .1
+        .expect("run succeeds");
     assert_eq!(a.matrix, b.matrix, "same seed must give the same matrix");
 }
 
@@ -129,21 +159,34 @@ where
     F: Fn(MlpBackbone<TestBackend>, usize, u64) -> M,
 {
     let stream = stream(Scenario::ClassIncremental);
-    let full = run_once(&make, &stream, &run_config(3)).1.expect("run succeeds");
+    let full = run_once(&make, &stream, &run_config(3))
+        .1
+        .expect("run succeeds");
 
     let dir = tempfile::tempdir().expect("temp dir");
     let mut cfg = run_config(3);
     cfg.out_dir = Some(dir.path().to_path_buf());
     cfg.stop_after = Some(1);
-    let partial = run_once(&make, &stream, &cfg).1.expect("first part succeeds");
+    let partial = run_once(&make, &stream, &cfg)
+        .1
+        .expect("first part succeeds");
     assert_eq!(partial.matrix.num_finished(), 1);
-    assert!(dir.path().join("report.json").exists() && dir.path().join("checkpoint/state.json").exists());
+    assert!(
+        dir.path().join("report.json").exists()
+            && dir.path().join("checkpoint/state.json").exists()
+    );
 
     cfg.stop_after = None;
     cfg.resume = true;
-    let resumed = run_once(&make, &stream, &cfg).1.expect("resumed part succeeds");
-    assert_eq!(resumed.matrix, full.matrix, "resumed run must reproduce the uninterrupted matrix");
-    let on_disk: RunReport = crate::checkpoint::read_json(&dir.path().join("report.json")).expect("report.json");
+    let resumed = run_once(&make, &stream, &cfg)
+        .1
+        .expect("resumed part succeeds");
+    assert_eq!(
+        resumed.matrix, full.matrix,
+        "resumed run must reproduce the uninterrupted matrix"
+    );
+    let on_disk: RunReport =
+        crate::checkpoint::read_json(&dir.path().join("report.json")).expect("report.json");
     assert_eq!(on_disk.matrix, full.matrix);
     assert!(on_disk.completed);
 }
@@ -159,8 +202,16 @@ where
     for ex in &mut tasks[0].train {
         ex.input[0] = f32::NAN;
     }
-    let poisoned = TaskStream::new("poisoned", Scenario::ClassIncremental, stream.num_classes(), tasks).expect("valid");
-    let err = run_once(&make, &poisoned, &run_config(0)).1.expect_err("NaN data must stop the run");
+    let poisoned = TaskStream::new(
+        "poisoned",
+        Scenario::ClassIncremental,
+        stream.num_classes(),
+        tasks,
+    )
+    .expect("valid");
+    let err = run_once(&make, &poisoned, &run_config(0))
+        .1
+        .expect_err("NaN data must stop the run");
     match err {
         ClError::NonFiniteLoss { task, .. } => assert_eq!(task, 0),
         other => panic!("expected NonFiniteLoss, got {other}"),

@@ -62,7 +62,9 @@ pub enum ClError {
         reason: String,
     },
     /// The training loss became NaN or infinite: the run stops rather than train on garbage.
-    #[error("non-finite loss {loss} at task {task}, step {step} (method `{method}`); lower the learning rate or check the data")]
+    #[error(
+        "non-finite loss {loss} at task {task}, step {step} (method `{method}`); lower the learning rate or check the data"
+    )]
     NonFiniteLoss {
         /// Method name.
         method: String,

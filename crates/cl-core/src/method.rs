@@ -76,7 +76,11 @@ pub trait Method<B: AutodiffBackend> {
 
     /// Logits over the stream's classes, `[batch, num_classes]`, computed without autodiff.
     /// Inputs carry no label and no task id; the context gives the task id only when allowed.
-    fn predict(&self, inputs: &[&Self::Input], ctx: &EvalContext) -> Result<Tensor<B::InnerBackend, 2>>;
+    fn predict(
+        &self,
+        inputs: &[&Self::Input],
+        ctx: &EvalContext,
+    ) -> Result<Tensor<B::InnerBackend, 2>>;
 
     /// The frozen pre-trained parameters of the backbone (everything the method must never change),
     /// by path. The conformance suite checks they are bit-identical before and after a run.

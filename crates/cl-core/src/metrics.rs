@@ -43,8 +43,15 @@ impl AccuracyMatrix {
     /// # Panics
     /// If the row length differs from the number of tasks or the matrix is already full.
     pub fn push_row(&mut self, row: Vec<f64>) {
-        assert_eq!(row.len(), self.num_tasks, "row length must equal the number of tasks");
-        assert!(self.rows.len() < self.num_tasks, "accuracy matrix is already full");
+        assert_eq!(
+            row.len(),
+            self.num_tasks,
+            "row length must equal the number of tasks"
+        );
+        assert!(
+            self.rows.len() < self.num_tasks,
+            "accuracy matrix is already full"
+        );
         self.rows.push(row);
     }
 

@@ -46,7 +46,11 @@ pub fn label_tensor<B: Backend>(labels: &[usize], device: &B::Device) -> Tensor<
 
 /// Additive mask `[batch, num_classes]`: `0` for each example's allowed classes, `-1e9`
 /// elsewhere. Adding it to logits restricts softmax and argmax to a label space.
-pub fn label_space_mask<B: Backend>(allowed: &[&[usize]], num_classes: usize, device: &B::Device) -> Tensor<B, 2> {
+pub fn label_space_mask<B: Backend>(
+    allowed: &[&[usize]],
+    num_classes: usize,
+    device: &B::Device,
+) -> Tensor<B, 2> {
     let mut mask = vec![-1e9f32; allowed.len() * num_classes];
     for (row, classes) in allowed.iter().enumerate() {
         for &c in *classes {
@@ -58,7 +62,11 @@ pub fn label_space_mask<B: Backend>(allowed: &[&[usize]], num_classes: usize, de
 
 /// Mean cross-entropy of `logits: [batch, C]` against `labels`, the softmax restricted per example
 /// to `allowed` classes when given (task-incremental training). Returns `[1]`.
-pub fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, labels: &[usize], allowed: Option<&[&[usize]]>) -> Tensor<B, 1> {
+pub fn cross_entropy<B: Backend>(
+    logits: Tensor<B, 2>,
+    labels: &[usize],
+    allowed: Option<&[&[usize]]>,
+) -> Tensor<B, 1> {
     let device = logits.device();
     let [batch, num_classes] = logits.dims();
     let logits = match allowed {

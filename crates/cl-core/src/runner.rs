@@ -70,7 +70,10 @@ impl RunConfig {
             return Err(ClError::config("run.eval_batch_size", "must be at least 1"));
         }
         if self.resume && self.out_dir.is_none() {
-            return Err(ClError::config("run.resume", "needs run.out_dir to find the checkpoint"));
+            return Err(ClError::config(
+                "run.resume",
+                "needs run.out_dir to find the checkpoint",
+            ));
         }
         Ok(())
     }
@@ -164,7 +167,12 @@ struct RunState {
 }
 
 /// Runs `method` over `stream`: see the module docs.
-pub fn run<B, M>(method: &mut M, stream: &TaskStream<M::Input>, cfg: &RunConfig, device: &B::Device) -> Result<RunReport>
+pub fn run<B, M>(
+    method: &mut M,
+    stream: &TaskStream<M::Input>,
+    cfg: &RunConfig,
+    device: &B::Device,
+) -> Result<RunReport>
 where
     B: AutodiffBackend,
     M: Method<B>,
@@ -198,7 +206,8 @@ where
         }
     };
 
-    let show_progress = cfg.progress && std::env::var_os("CI").is_none() && std::io::stderr().is_terminal();
+    let show_progress =
+        cfg.progress && std::env::var_os("CI").is_none() && std::io::stderr().is_terminal();
     for task in &stream.tasks()[finished.len()..] {
         if cfg.stop_after.is_some_and(|n| finished.len() >= n) {
             break;
@@ -224,7 +233,11 @@ where
                 finished.len(),
                 stream.num_tasks(),
                 task.info.name,
-                100.0 * report.matrix.get(task.info.id, task.info.id).unwrap_or(f64::NAN),
+                100.0
+                    * report
+                        .matrix
+                        .get(task.info.id, task.info.id)
+                        .unwrap_or(f64::NAN),
                 100.0 * report.op.unwrap_or(f64::NAN)
             );
         }
@@ -235,7 +248,13 @@ where
     Ok(report)
 }
 
-fn train_task<B, M>(method: &mut M, task: &Task<M::Input>, cfg: &RunConfig, device: &B::Device, show: bool) -> Result<TaskRecord>
+fn train_task<B, M>(
+    method: &mut M,
+    task: &Task<M::Input>,
+    cfg: &RunConfig,
+    device: &B::Device,
+    show: bool,
+) -> Result<TaskRecord>
 where
     B: AutodiffBackend,
     M: Method<B>,
@@ -289,7 +308,12 @@ where
 
 /// Accuracy of `method` on `task`'s test split. In the task-incremental scenario the logits are
 /// restricted to the task's classes and the context carries its id; otherwise neither.
-pub fn evaluate<B, M>(method: &M, task: &Task<M::Input>, stream: &TaskStream<M::Input>, batch_size: usize) -> Result<f64>
+pub fn evaluate<B, M>(
+    method: &M,
+    task: &Task<M::Input>,
+    stream: &TaskStream<M::Input>,
+    batch_size: usize,
+) -> Result<f64>
 where
     B: AutodiffBackend,
     M: Method<B>,
@@ -316,7 +340,11 @@ where
             None => logits,
         };
         let predicted = argmax_host::<B::InnerBackend>(logits);
-        correct += predicted.iter().zip(chunk).filter(|(p, e)| **p == e.label).count();
+        correct += predicted
+            .iter()
+            .zip(chunk)
+            .filter(|(p, e)| **p == e.label)
+            .count();
     }
     Ok(correct as f64 / task.test.len() as f64)
 }
@@ -326,7 +354,9 @@ fn progress_bar(show: bool, len: u64, name: &str) -> ProgressBar {
         return ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
     }
     let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len} {elapsed_precise} {msg}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{prefix:>16} [{bar:30}] {pos}/{len} {elapsed_precise} {msg}")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_prefix(name.to_string());
@@ -361,7 +391,11 @@ fn write_checkpoint<B: AutodiffBackend, M: Method<B>>(
     write_json(&out.join("report.json"), report)
 }
 
-fn resume_state<B, M>(method: &mut M, stream: &TaskStream<M::Input>, cfg: &RunConfig) -> Result<Option<RunState>>
+fn resume_state<B, M>(
+    method: &mut M,
+    stream: &TaskStream<M::Input>,
+    cfg: &RunConfig,
+) -> Result<Option<RunState>>
 where
     B: AutodiffBackend,
     M: Method<B>,
@@ -380,10 +414,19 @@ where
     let saved = &state.report;
     let names: Vec<String> = stream.tasks().iter().map(|t| t.info.name.clone()).collect();
     if saved.method != method.name() {
-        return Err(mismatch(format!("method `{}` vs `{}`", saved.method, method.name())));
+        return Err(mismatch(format!(
+            "method `{}` vs `{}`",
+            saved.method,
+            method.name()
+        )));
     }
     if saved.stream != stream.name() || saved.task_names != names {
-        return Err(mismatch(format!("stream `{}` {:?} vs `{}` {names:?}", saved.stream, saved.task_names, stream.name())));
+        return Err(mismatch(format!(
+            "stream `{}` {:?} vs `{}` {names:?}",
+            saved.stream,
+            saved.task_names,
+            stream.name()
+        )));
     }
     let same_training = |c: &RunConfig| (c.seed, c.epochs, c.batch_size);
     if same_training(&saved.config) != same_training(cfg) {

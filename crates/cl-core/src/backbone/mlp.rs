@@ -43,11 +43,20 @@ impl MlpBackboneConfig {
                 "needs a non-zero input_dim and at least one non-zero hidden width",
             ));
         }
-        let dims: Vec<usize> = std::iter::once(self.input_dim).chain(self.hidden.iter().copied()).collect();
+        let dims: Vec<usize> = std::iter::once(self.input_dim)
+            .chain(self.hidden.iter().copied())
+            .collect();
         let layers = dims
             .windows(2)
             .enumerate()
-            .map(|(i, w)| LoraLinear::frozen(seeded_linear(w[0], w[1], mix_seed(self.seed, &[i as u64]), device)))
+            .map(|(i, w)| {
+                LoraLinear::frozen(seeded_linear(
+                    w[0],
+                    w[1],
+                    mix_seed(self.seed, &[i as u64]),
+                    device,
+                ))
+            })
             .collect();
         Ok(MlpBackbone { layers })
     }
@@ -55,12 +64,22 @@ impl MlpBackboneConfig {
 
 /// A `Linear` `[d_input, d_output]` with Kaiming-uniform weights drawn on the host from `seed`
 /// (backend-independent initialisation) and zero bias.
-pub fn seeded_linear<B: Backend>(d_input: usize, d_output: usize, seed: u64, device: &B::Device) -> Linear<B> {
+pub fn seeded_linear<B: Backend>(
+    d_input: usize,
+    d_output: usize,
+    seed: u64,
+    device: &B::Device,
+) -> Linear<B> {
     let mut rng = StdRng::seed_from_u64(seed);
     let bound = (6.0 / d_input as f32).sqrt() / 3f32.sqrt();
-    let w: Vec<f32> = (0..d_input * d_output).map(|_| rng.random_range(-bound..bound)).collect();
+    let w: Vec<f32> = (0..d_input * d_output)
+        .map(|_| rng.random_range(-bound..bound))
+        .collect();
     Linear {
-        weight: Param::from_tensor(Tensor::from_data(TensorData::new(w, [d_input, d_output]), device)),
+        weight: Param::from_tensor(Tensor::from_data(
+            TensorData::new(w, [d_input, d_output]),
+            device,
+        )),
         bias: Some(Param::from_tensor(Tensor::zeros([d_output], device))),
     }
 }
@@ -89,11 +108,19 @@ impl<B: Backend> Backbone<B> for MlpBackbone<B> {
     }
 
     fn lora_layers(&self) -> Vec<(String, &LoraLinear<B>)> {
-        self.layers.iter().enumerate().map(|(i, l)| (format!("layers.{i}"), l)).collect()
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (format!("layers.{i}"), l))
+            .collect()
     }
 
     fn lora_layers_mut(&mut self) -> Vec<(String, &mut LoraLinear<B>)> {
-        self.layers.iter_mut().enumerate().map(|(i, l)| (format!("layers.{i}"), l)).collect()
+        self.layers
+            .iter_mut()
+            .enumerate()
+            .map(|(i, l)| (format!("layers.{i}"), l))
+            .collect()
     }
 
     fn device(&self) -> B::Device {
@@ -111,25 +138,52 @@ mod tests {
     #[test]
     fn features_and_lora_targets() {
         let device = Default::default();
-        let cfg = MlpBackboneConfig { input_dim: 5, hidden: vec![8, 6], seed: 0 };
+        let cfg = MlpBackboneConfig {
+            input_dim: 5,
+            hidden: vec![8, 6],
+            seed: 0,
+        };
         let mut bb = cfg.init::<NdArray>(&device).unwrap();
         let x = vec![1.0; 5];
         assert_eq!(bb.features(&[&x, &x]).dims(), [2, 6]);
         assert_eq!(bb.feature_dim(), 6);
-        let lora = LoraConfig { rank: 2, alpha: 4.0, dropout: 0.0, targets: vec!["layers.1".into()] };
+        let lora = LoraConfig {
+            rank: 2,
+            alpha: 4.0,
+            dropout: 0.0,
+            targets: vec!["layers.1".into()],
+        };
         assert_eq!(add_lora(&mut bb, &lora, 0).unwrap(), 1);
-        assert_eq!(adapter_counts(&bb), vec![("layers.0".into(), 0), ("layers.1".into(), 1)]);
-        let none = LoraConfig { targets: vec!["query".into()], ..lora };
+        assert_eq!(
+            adapter_counts(&bb),
+            vec![("layers.0".into(), 0), ("layers.1".into(), 1)]
+        );
+        let none = LoraConfig {
+            targets: vec!["query".into()],
+            ..lora
+        };
         let err = add_lora(&mut bb, &none, 0).unwrap_err().to_string();
-        assert!(err.contains("lora.targets") && err.contains("layers.0"), "{err}");
+        assert!(
+            err.contains("lora.targets") && err.contains("layers.0"),
+            "{err}"
+        );
     }
 
     #[test]
     fn weights_are_seeded_and_backend_independent() {
         let device = Default::default();
-        let cfg = MlpBackboneConfig { input_dim: 3, hidden: vec![4], seed: 7 };
+        let cfg = MlpBackboneConfig {
+            input_dim: 3,
+            hidden: vec![4],
+            seed: 7,
+        };
         let a = cfg.init::<NdArray>(&device).unwrap();
         let b = cfg.init::<NdArray>(&device).unwrap();
-        a.layers[0].base.weight.val().into_data().assert_eq(&b.layers[0].base.weight.val().into_data(), true);
+        a.layers[0]
+            .base
+            .weight
+            .val()
+            .into_data()
+            .assert_eq(&b.layers[0].base.weight.val().into_data(), true);
     }
 }

@@ -39,8 +39,8 @@ pub trait Backbone<B: Backend>: Module<B> + ModuleDisplay {
 
 /// A backbone that can be trained under autodiff and evaluated on the inner backend with the
 /// same inputs: what every method's model needs. Implemented for every such backbone.
-pub trait TrainableBackbone<B: AutodiffBackend>:
-    Backbone<B> + AutodiffModule<B, InnerModule: Backbone<B::InnerBackend, Input = <Self as Backbone<B>>::Input>>
+pub trait TrainableBackbone<B: AutodiffBackend>: Backbone<B>
+    + AutodiffModule<B, InnerModule: Backbone<B::InnerBackend, Input = <Self as Backbone<B>>::Input>>
 {
 }
 
@@ -55,7 +55,11 @@ where
 /// Puts one fresh adapter on every layer that `cfg.targets` selects; returns how many layers got
 /// one. Layer `i`'s `A` factor is drawn from `mix_seed(seed, [i])`. Errors if no layer matches,
 /// listing the available paths.
-pub fn add_lora<B: Backend, M: Backbone<B>>(backbone: &mut M, cfg: &LoraConfig, seed: u64) -> Result<usize> {
+pub fn add_lora<B: Backend, M: Backbone<B>>(
+    backbone: &mut M,
+    cfg: &LoraConfig,
+    seed: u64,
+) -> Result<usize> {
     cfg.validate()?;
     let mut count = 0;
     let mut available = Vec::new();
@@ -69,7 +73,10 @@ pub fn add_lora<B: Backend, M: Backbone<B>>(backbone: &mut M, cfg: &LoraConfig, 
     if count == 0 {
         return Err(ClError::config(
             "lora.targets",
-            format!("{:?} selects no layer; the backbone's layers are {available:?}", cfg.targets),
+            format!(
+                "{:?} selects no layer; the backbone's layers are {available:?}",
+                cfg.targets
+            ),
         ));
     }
     Ok(count)

@@ -18,8 +18,8 @@ use std::path::Path;
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
-use burn::tensor::{ElementConversion, Tensor};
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::de::DeserializeOwned;
@@ -50,7 +50,12 @@ pub enum Baseline {
 
 impl Baseline {
     /// Every baseline.
-    pub const ALL: [Baseline; 4] = [Baseline::SeqLora, Baseline::IncLora, Baseline::LoraReplay, Baseline::Mtl];
+    pub const ALL: [Baseline; 4] = [
+        Baseline::SeqLora,
+        Baseline::IncLora,
+        Baseline::LoraReplay,
+        Baseline::Mtl,
+    ];
 
     /// Name used on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -164,11 +169,22 @@ where
     M: TrainableBackbone<B>,
 {
     /// A baseline over `backbone` with a fresh head of `num_classes` classes.
-    pub fn new(kind: Baseline, cfg: BaselineConfig, backbone: M, num_classes: usize, seed: u64) -> Result<Self> {
+    pub fn new(
+        kind: Baseline,
+        cfg: BaselineConfig,
+        backbone: M,
+        num_classes: usize,
+        seed: u64,
+    ) -> Result<Self> {
         cfg.validate()?;
         let model = PeftClassifier::new(backbone, num_classes, mix_seed(seed, &[0]));
-        let fraction = if kind == Baseline::Mtl { 1.0 } else { cfg.replay.fraction };
-        let memory = TaskFractionMemory::new(fraction, cfg.replay.min_per_task, mix_seed(seed, &[3]));
+        let fraction = if kind == Baseline::Mtl {
+            1.0
+        } else {
+            cfg.replay.fraction
+        };
+        let memory =
+            TaskFractionMemory::new(fraction, cfg.replay.min_per_task, mix_seed(seed, &[3]));
         Ok(Self {
             kind,
             optim: Self::optimizer(&cfg.optimizer),
@@ -182,7 +198,9 @@ where
     }
 
     fn optimizer(cfg: &OptimizerConfig) -> OptimizerAdaptor<AdamW, PeftClassifier<B, M>, B> {
-        AdamWConfig::new().with_weight_decay(cfg.weight_decay).init()
+        AdamWConfig::new()
+            .with_weight_decay(cfg.weight_decay)
+            .init()
     }
 
     /// The classifier (for tests and inspection).
@@ -248,16 +266,21 @@ where
         let inputs: Vec<&M::Input> = examples.iter().map(|e| &e.input).collect();
         let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
         let allowed: Option<Vec<&[usize]>> = match self.tasks.last().map(|t| t.scenario) {
-            Some(Scenario::TaskIncremental) => {
-                Some(examples.iter().map(|e| self.tasks[e.task].classes.as_slice()).collect())
-            }
+            Some(Scenario::TaskIncremental) => Some(
+                examples
+                    .iter()
+                    .map(|e| self.tasks[e.task].classes.as_slice())
+                    .collect(),
+            ),
             _ => None,
         };
         let logits = self.model.forward(&inputs);
         let loss = cross_entropy(logits, &labels, allowed.as_deref());
         let value: f64 = loss.clone().into_scalar().elem::<f64>();
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.model = self.optim.step(self.cfg.optimizer.lr, self.model.clone(), grads);
+        self.model = self
+            .optim
+            .step(self.cfg.optimizer.lr, self.model.clone(), grads);
         self.step += 1;
         Ok(StepStats { loss: value })
     }
@@ -269,7 +292,11 @@ where
         Ok(())
     }
 
-    fn predict(&self, inputs: &[&M::Input], _ctx: &EvalContext) -> Result<Tensor<B::InnerBackend, 2>> {
+    fn predict(
+        &self,
+        inputs: &[&M::Input],
+        _ctx: &EvalContext,
+    ) -> Result<Tensor<B::InnerBackend, 2>> {
         Ok(self.model.valid().forward(inputs))
     }
 

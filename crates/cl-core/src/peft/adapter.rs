@@ -63,7 +63,10 @@ mod tests {
         let device = Default::default();
         let adapter = AdapterConfig { bottleneck: 4 }.init::<NdArray>(8, &device);
         let h = Tensor::<NdArray, 2>::random([3, 8], burn::tensor::Distribution::Default, &device);
-        adapter.forward(h.clone()).into_data().assert_eq(&h.into_data(), true);
+        adapter
+            .forward(h.clone())
+            .into_data()
+            .assert_eq(&h.into_data(), true);
         assert_eq!(adapter.num_params(), 8 * 4 + 4 + 4 * 8 + 8);
         assert!(AdapterConfig { bottleneck: 0 }.validate().is_err());
     }

@@ -49,13 +49,19 @@ impl LoraConfig {
             return Err(ClError::config("lora.rank", "must be at least 1"));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(ClError::config("lora.dropout", format!("{} is not in [0, 1)", self.dropout)));
+            return Err(ClError::config(
+                "lora.dropout",
+                format!("{} is not in [0, 1)", self.dropout),
+            ));
         }
         if !self.alpha.is_finite() {
             return Err(ClError::config("lora.alpha", "must be finite"));
         }
         if self.targets.is_empty() {
-            return Err(ClError::config("lora.targets", "selects no layer: give at least one pattern"));
+            return Err(ClError::config(
+                "lora.targets",
+                "selects no layer: give at least one pattern",
+            ));
         }
         Ok(())
     }
@@ -106,10 +112,18 @@ pub struct LoraAdapter<B: Backend> {
 
 impl<B: Backend> LoraAdapter<B> {
     /// A fresh adapter for a `[d_input, d_output]` layer; `A` is drawn from `seed`.
-    pub fn new(d_input: usize, d_output: usize, cfg: &LoraConfig, seed: u64, device: &B::Device) -> Self {
+    pub fn new(
+        d_input: usize,
+        d_output: usize,
+        cfg: &LoraConfig,
+        seed: u64,
+        device: &B::Device,
+    ) -> Self {
         let mut rng = StdRng::seed_from_u64(seed);
         let bound = 1.0 / (d_input as f32).sqrt();
-        let a: Vec<f32> = (0..d_input * cfg.rank).map(|_| rng.random_range(-bound..bound)).collect();
+        let a: Vec<f32> = (0..d_input * cfg.rank)
+            .map(|_| rng.random_range(-bound..bound))
+            .collect();
         let lora_a = Tensor::from_data(TensorData::new(a, [d_input, cfg.rank]), device);
         let lora_b = Tensor::zeros([cfg.rank, d_output], device);
         Self {
@@ -134,7 +148,10 @@ impl<B: Backend> LoraAdapter<B> {
 
     /// The weight update `(α/r)·A·B`: `[d_input, d_output]`.
     pub fn delta(&self) -> Tensor<B, 2> {
-        self.lora_a.val().matmul(self.lora_b.val()).mul_scalar(self.scaling)
+        self.lora_a
+            .val()
+            .matmul(self.lora_b.val())
+            .mul_scalar(self.scaling)
     }
 }
 
@@ -167,7 +184,8 @@ impl<B: Backend> LoraLinear<B> {
     pub fn push_adapter(&mut self, cfg: &LoraConfig, seed: u64) {
         let [d_in, d_out] = self.dims();
         let device = self.base.weight.device();
-        self.adapters.push(LoraAdapter::new(d_in, d_out, cfg, seed, &device));
+        self.adapters
+            .push(LoraAdapter::new(d_in, d_out, cfg, seed, &device));
     }
 
     /// Stops gradients to every adapter currently present (IncLoRA freezes earlier tasks').
@@ -187,7 +205,10 @@ impl<B: Backend> LoraLinear<B> {
 
     /// Sum of the adapters' updates, `[d_input, d_output]`; `None` without adapters.
     pub fn delta(&self) -> Option<Tensor<B, 2>> {
-        self.adapters.iter().map(LoraAdapter::delta).reduce(|a, b| a + b)
+        self.adapters
+            .iter()
+            .map(LoraAdapter::delta)
+            .reduce(|a, b| a + b)
     }
 
     /// Folds every adapter into the weight: a plain `Linear` with `W + Σ ΔW_k` (no dropout at
@@ -215,18 +236,38 @@ mod tests {
         assert!(matches_target("layers.0.attention.query", "query"));
         assert!(matches_target("query", "query"));
         assert!(!matches_target("layers.0.attention.subquery", "query"));
-        assert!(matches_target("layers.3.attention.value", "layers.*.attention.*"));
+        assert!(matches_target(
+            "layers.3.attention.value",
+            "layers.*.attention.*"
+        ));
         assert!(!matches_target("layers.3.ffn.up", "layers.*.attention.*"));
         assert!(matches_target("layers.3.ffn.up", "*"));
     }
 
     #[test]
     fn config_errors_name_the_field() {
-        let bad = LoraConfig { rank: 0, ..LoraConfig::default() };
-        assert!(bad.validate().unwrap_err().to_string().contains("lora.rank"));
-        let bad = LoraConfig { dropout: 1.5, ..LoraConfig::default() };
-        assert!(bad.validate().unwrap_err().to_string().contains("lora.dropout"));
-        let unknown = serde_json::from_str::<LoraConfig>(r#"{"rank":4,"alpha":8,"targets":["q"],"rnak":2}"#);
+        let bad = LoraConfig {
+            rank: 0,
+            ..LoraConfig::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("lora.rank")
+        );
+        let bad = LoraConfig {
+            dropout: 1.5,
+            ..LoraConfig::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("lora.dropout")
+        );
+        let unknown =
+            serde_json::from_str::<LoraConfig>(r#"{"rank":4,"alpha":8,"targets":["q"],"rnak":2}"#);
         assert!(unknown.unwrap_err().to_string().contains("rnak"));
     }
 
@@ -234,10 +275,19 @@ mod tests {
         let device = Default::default();
         B::seed(&device, seed);
         let mut l = LoraLinear::frozen(LinearConfig::new(6, 5).init::<B>(&device));
-        let cfg = LoraConfig { rank: 3, alpha: 6.0, dropout: 0.0, targets: vec!["*".into()] };
+        let cfg = LoraConfig {
+            rank: 3,
+            alpha: 6.0,
+            dropout: 0.0,
+            targets: vec!["*".into()],
+        };
         l.push_adapter(&cfg, seed);
         // Give B non-zero values so the adapter matters.
-        let b = Tensor::<B, 2>::random([3, 5], burn::tensor::Distribution::Normal(0.0, 0.5), &device);
+        let b = Tensor::<B, 2>::random(
+            [3, 5],
+            burn::tensor::Distribution::Normal(0.0, 0.5),
+            &device,
+        );
         l.adapters[0].lora_b = Param::from_tensor(b);
         l
     }
@@ -250,17 +300,35 @@ mod tests {
         let before = base.forward(x.clone());
         let mut l = LoraLinear::frozen(base);
         l.push_adapter(&LoraConfig::default(), 1);
-        l.forward(x).into_data().assert_approx_eq::<f32>(&before.into_data(), Default::default());
+        l.forward(x)
+            .into_data()
+            .assert_approx_eq::<f32>(&before.into_data(), Default::default());
     }
 
     #[test]
     fn merge_equals_unmerged_forward() {
         let device = Default::default();
         let mut l = layer(3);
-        l.push_adapter(&LoraConfig { rank: 2, alpha: 4.0, dropout: 0.0, targets: vec![] }, 9);
-        let b = Tensor::<B, 2>::random([2, 5], burn::tensor::Distribution::Normal(0.0, 0.5), &device);
+        l.push_adapter(
+            &LoraConfig {
+                rank: 2,
+                alpha: 4.0,
+                dropout: 0.0,
+                targets: vec![],
+            },
+            9,
+        );
+        let b = Tensor::<B, 2>::random(
+            [2, 5],
+            burn::tensor::Distribution::Normal(0.0, 0.5),
+            &device,
+        );
         l.adapters[1].lora_b = Param::from_tensor(b);
-        let x = Tensor::<B, 3>::random([2, 7, 6], burn::tensor::Distribution::Normal(0.0, 1.0), &device);
+        let x = Tensor::<B, 3>::random(
+            [2, 7, 6],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
         let unmerged = l.forward(x.clone());
         let merged = l.merge().forward(x);
         let diff = (unmerged - merged).abs().max().into_scalar();

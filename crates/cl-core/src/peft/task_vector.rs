@@ -9,8 +9,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::{ElementConversion, Tensor};
 use burn::tensor::backend::Backend;
+use burn::tensor::{ElementConversion, Tensor};
 
 use super::lora::matches_target;
 use crate::error::{ClError, Result};
@@ -36,7 +36,9 @@ impl ParamFilter {
             ParamFilter::All => true,
             ParamFilter::Trainable => require_grad,
             ParamFilter::Lora => is_lora(path),
-            ParamFilter::Pretrained => !is_lora(path) && !path.split('.').any(|s| s == "adapter" || s == "adapters"),
+            ParamFilter::Pretrained => {
+                !is_lora(path) && !path.split('.').any(|s| s == "adapter" || s == "adapters")
+            }
             ParamFilter::Patterns(patterns) => patterns.iter().any(|p| matches_target(path, p)),
         }
     }
@@ -118,7 +120,10 @@ impl<B: Backend> TaskVector<B> {
 
     /// Total number of scalar values.
     pub fn num_elements(&self) -> usize {
-        self.entries.values().map(|p| p.shape.iter().product::<usize>()).sum()
+        self.entries
+            .values()
+            .map(|p| p.shape.iter().product::<usize>())
+            .sum()
     }
 
     /// `self + other`, path by path; both must cover the same paths with the same shapes.
@@ -139,7 +144,13 @@ impl<B: Backend> TaskVector<B> {
                 .iter()
                 .map(|(k, p)| {
                     let value = p.value.clone().mul_scalar(factor);
-                    (k.clone(), ParamTensor { value, shape: p.shape.clone() })
+                    (
+                        k.clone(),
+                        ParamTensor {
+                            value,
+                            shape: p.shape.clone(),
+                        },
+                    )
                 })
                 .collect(),
         }
@@ -158,13 +169,20 @@ impl<B: Backend> TaskVector<B> {
         f64::from(total.into_scalar().elem::<f32>()).sqrt()
     }
 
-    fn zip(&self, other: &Self, op: impl Fn(Tensor<B, 1>, Tensor<B, 1>) -> Tensor<B, 1>) -> Result<Self> {
+    fn zip(
+        &self,
+        other: &Self,
+        op: impl Fn(Tensor<B, 1>, Tensor<B, 1>) -> Tensor<B, 1>,
+    ) -> Result<Self> {
         let mut entries = BTreeMap::new();
         for (path, a) in &self.entries {
-            let b = other.entries.get(path).ok_or_else(|| ClError::MissingTensor {
-                tensor: path.clone(),
-                context: " in the second task vector".into(),
-            })?;
+            let b = other
+                .entries
+                .get(path)
+                .ok_or_else(|| ClError::MissingTensor {
+                    tensor: path.clone(),
+                    context: " in the second task vector".into(),
+                })?;
             if a.shape != b.shape {
                 return Err(ClError::ShapeMismatch {
                     tensor: path.clone(),
@@ -173,9 +191,19 @@ impl<B: Backend> TaskVector<B> {
                 });
             }
             let value = op(a.value.clone(), b.value.clone());
-            entries.insert(path.clone(), ParamTensor { value, shape: a.shape.clone() });
+            entries.insert(
+                path.clone(),
+                ParamTensor {
+                    value,
+                    shape: a.shape.clone(),
+                },
+            );
         }
-        if let Some(extra) = other.entries.keys().find(|k| !self.entries.contains_key(*k)) {
+        if let Some(extra) = other
+            .entries
+            .keys()
+            .find(|k| !self.entries.contains_key(*k))
+        {
             return Err(ClError::MissingTensor {
                 tensor: extra.clone(),
                 context: " in the first task vector".into(),
@@ -232,10 +260,17 @@ pub fn param_paths<B: Backend, M: Module<B>>(module: &M) -> Vec<(String, Vec<usi
             self.stack.pop();
         }
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            self.out.push((self.stack.join("."), param.dims().to_vec(), param.is_require_grad()));
+            self.out.push((
+                self.stack.join("."),
+                param.dims().to_vec(),
+                param.is_require_grad(),
+            ));
         }
     }
-    let mut lister = Lister { stack: Vec::new(), out: Vec::new() };
+    let mut lister = Lister {
+        stack: Vec::new(),
+        out: Vec::new(),
+    };
     module.visit(&mut lister);
     lister.out
 }
@@ -261,7 +296,13 @@ impl<B: Backend> ModuleVisitor<B> for Collector<'_, B> {
             let tensor = param.val().detach();
             let shape = tensor.dims().to_vec();
             let numel: usize = shape.iter().product();
-            self.entries.insert(path, ParamTensor { value: tensor.reshape([numel]), shape });
+            self.entries.insert(
+                path,
+                ParamTensor {
+                    value: tensor.reshape([numel]),
+                    shape,
+                },
+            );
         }
     }
 }
@@ -335,13 +376,24 @@ mod tests {
 
     #[test]
     fn paths_follow_module_fields() {
-        let paths: Vec<String> = param_paths::<B, _>(&model()).into_iter().map(|p| p.0).collect();
+        let paths: Vec<String> = param_paths::<B, _>(&model())
+            .into_iter()
+            .map(|p| p.0)
+            .collect();
         assert_eq!(
             paths,
-            vec!["base.weight", "base.bias", "adapters.0.lora_a", "adapters.0.lora_b"]
+            vec![
+                "base.weight",
+                "base.bias",
+                "adapters.0.lora_a",
+                "adapters.0.lora_b"
+            ]
         );
         let lora = TaskVector::snapshot(&model(), &ParamFilter::Lora);
-        assert_eq!(lora.paths().collect::<Vec<_>>(), vec!["adapters.0.lora_a", "adapters.0.lora_b"]);
+        assert_eq!(
+            lora.paths().collect::<Vec<_>>(),
+            vec!["adapters.0.lora_a", "adapters.0.lora_b"]
+        );
         assert_eq!(lora.num_elements(), 4 * 8 + 8 * 3);
     }
 
@@ -351,13 +403,18 @@ mod tests {
         let before = TaskVector::snapshot(&before_model, &ParamFilter::Lora);
         // "Train": add 0.5 to B.
         let mut after_model = before_model.clone();
-        after_model.adapters[0].lora_b = after_model.adapters[0].lora_b.clone().map(|t| t.add_scalar(0.5));
+        after_model.adapters[0].lora_b = after_model.adapters[0]
+            .lora_b
+            .clone()
+            .map(|t| t.add_scalar(0.5));
         let tau = TaskVector::extract(&after_model, &before).unwrap();
         assert!((tau.l2_norm() - (0.25f64 * 24.0).sqrt()).abs() < 1e-5);
 
         // θ0 + 1·τ reproduces the trained model; θ0 + 2·τ doubles the step.
         let rebuilt = tau.apply(before_model.clone(), 1.0).unwrap();
-        let diff = (rebuilt.adapters[0].lora_b.val() - after_model.adapters[0].lora_b.val()).abs().max();
+        let diff = (rebuilt.adapters[0].lora_b.val() - after_model.adapters[0].lora_b.val())
+            .abs()
+            .max();
         assert!(diff.into_scalar() < 1e-7);
         let doubled = tau.scale(2.0).apply(before_model.clone(), 1.0).unwrap();
         let mean = doubled.adapters[0].lora_b.val().mean().into_scalar();
@@ -367,7 +424,10 @@ mod tests {
         let sum = tau.add(&tau).unwrap();
         assert!((sum.l2_norm() - 2.0 * tau.l2_norm()).abs() < 1e-5);
         let restored = before.assign(after_model).unwrap();
-        assert_eq!(restored.adapters[0].lora_b.val().abs().max().into_scalar(), 0.0);
+        assert_eq!(
+            restored.adapters[0].lora_b.val().abs().max().into_scalar(),
+            0.0
+        );
     }
 
     #[test]
@@ -379,7 +439,13 @@ mod tests {
         assert!(err.contains("adapters.0.lora_a"), "{err}");
 
         let mut wide = LoraLinear::frozen(LinearConfig::new(4, 3).init::<B>(&device));
-        wide.push_adapter(&LoraConfig { rank: 2, ..LoraConfig::default() }, 1);
+        wide.push_adapter(
+            &LoraConfig {
+                rank: 2,
+                ..LoraConfig::default()
+            },
+            1,
+        );
         let err = tau.apply(wide, 1.0).unwrap_err().to_string();
         assert!(err.contains("shape"), "{err}");
     }

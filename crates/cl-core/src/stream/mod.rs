@@ -89,7 +89,10 @@ impl<X> TaskStream<X> {
     ) -> Result<Self> {
         let name = name.into();
         if tasks.is_empty() {
-            return Err(ClError::config("stream.tasks", format!("stream `{name}` has no tasks")));
+            return Err(ClError::config(
+                "stream.tasks",
+                format!("stream `{name}` has no tasks"),
+            ));
         }
         for (position, task) in tasks.iter().enumerate() {
             validate_task(position, task, num_classes)?;
@@ -137,7 +140,9 @@ impl<X> TaskStream<X> {
     pub fn reordered(mut self, order: &[usize]) -> Result<Self> {
         let mut seen = vec![false; self.tasks.len()];
         if order.len() != self.tasks.len()
-            || order.iter().any(|&i| i >= seen.len() || std::mem::replace(&mut seen[i], true))
+            || order
+                .iter()
+                .any(|&i| i >= seen.len() || std::mem::replace(&mut seen[i], true))
         {
             return Err(ClError::config(
                 "order",
@@ -151,7 +156,12 @@ impl<X> TaskStream<X> {
             .map(|(new_id, &old)| {
                 let mut task = slots[old].take().expect("permutation checked above");
                 task.info.id = new_id;
-                for ex in task.train.iter_mut().chain(&mut task.valid).chain(&mut task.test) {
+                for ex in task
+                    .train
+                    .iter_mut()
+                    .chain(&mut task.valid)
+                    .chain(&mut task.test)
+                {
                     ex.task = new_id;
                 }
                 task
@@ -183,7 +193,10 @@ fn validate_task<X>(position: usize, task: &Task<X>, num_classes: usize) -> Resu
         reason,
     };
     if task.info.id != position {
-        return Err(invalid(format!("its id is {} but it stands at position {position}", task.info.id)));
+        return Err(invalid(format!(
+            "its id is {} but it stands at position {position}",
+            task.info.id
+        )));
     }
     if task.train.is_empty() {
         return Err(invalid("the training split is empty".into()));
@@ -204,7 +217,11 @@ fn validate_task<X>(position: usize, task: &Task<X>, num_classes: usize) -> Resu
             task.train.len()
         )));
     }
-    for (split, examples) in [("train", &task.train), ("valid", &task.valid), ("test", &task.test)] {
+    for (split, examples) in [
+        ("train", &task.train),
+        ("valid", &task.valid),
+        ("test", &task.test),
+    ] {
         for (i, ex) in examples.iter().enumerate() {
             if ex.label >= num_classes || task.info.classes.binary_search(&ex.label).is_err() {
                 return Err(invalid(format!(
@@ -213,20 +230,29 @@ fn validate_task<X>(position: usize, task: &Task<X>, num_classes: usize) -> Resu
                 )));
             }
             if ex.task != position {
-                return Err(invalid(format!("{split} example {i} says it belongs to task {}", ex.task)));
+                return Err(invalid(format!(
+                    "{split} example {i} says it belongs to task {}",
+                    ex.task
+                )));
             }
         }
     }
     let first = task.train[0].label;
     if task.train.iter().all(|ex| ex.label == first) {
-        return Err(invalid(format!("every training example has the same class ({first})")));
+        return Err(invalid(format!(
+            "every training example has the same class ({first})"
+        )));
     }
     Ok(())
 }
 
 /// A seeded, class-stratified subset of `n` examples (each class keeps its share, rounded, at
 /// least one example of every class when `n` allows).
-pub fn stratified_subset<X: Clone>(examples: &[Example<X>], n: usize, seed: u64) -> Vec<Example<X>> {
+pub fn stratified_subset<X: Clone>(
+    examples: &[Example<X>],
+    n: usize,
+    seed: u64,
+) -> Vec<Example<X>> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut by_class: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
     for (i, ex) in examples.iter().enumerate() {
@@ -252,11 +278,20 @@ pub fn stratified_subset<X: Clone>(examples: &[Example<X>], n: usize, seed: u64)
 
 /// Seeded mini-batch order over a split: a fresh permutation per epoch, derived from
 /// `(seed, task, epoch)` alone so that a resumed run sees exactly the same batches.
-pub fn epoch_batches(len: usize, batch_size: usize, seed: u64, task: TaskId, epoch: usize) -> Vec<Vec<usize>> {
+pub fn epoch_batches(
+    len: usize,
+    batch_size: usize,
+    seed: u64,
+    task: TaskId,
+    epoch: usize,
+) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..len).collect();
     let mut rng = StdRng::seed_from_u64(mix_seed(seed, &[task as u64, epoch as u64]));
     order.shuffle(&mut rng);
-    order.chunks(batch_size.max(1)).map(<[usize]>::to_vec).collect()
+    order
+        .chunks(batch_size.max(1))
+        .map(<[usize]>::to_vec)
+        .collect()
 }
 
 /// Derives a sub-seed from a seed and a path of integers (SplitMix64 finaliser), so every random
@@ -264,7 +299,9 @@ pub fn epoch_batches(len: usize, batch_size: usize, seed: u64, task: TaskId, epo
 pub fn mix_seed(seed: u64, path: &[u64]) -> u64 {
     let mut z = seed;
     for &p in path {
-        z = z.wrapping_add(0x9E37_79B9_7F4A_7C15).wrapping_add(p.wrapping_mul(0xD6E8_FEB8_6659_FD93));
+        z = z
+            .wrapping_add(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(p.wrapping_mul(0xD6E8_FEB8_6659_FD93));
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
@@ -277,7 +314,11 @@ mod tests {
     use super::*;
 
     fn ex(label: usize, task: TaskId) -> Example<u32> {
-        Example { input: label as u32, label, task }
+        Example {
+            input: label as u32,
+            label,
+            task,
+        }
     }
 
     fn task(id: TaskId, classes: Vec<usize>, train: Vec<Example<u32>>) -> Task<u32> {
@@ -298,9 +339,17 @@ mod tests {
 
     #[test]
     fn rejects_empty_and_one_class_tasks() {
-        let empty = TaskStream::new("s", Scenario::ClassIncremental, 2, vec![task(0, vec![0, 1], vec![])]);
+        let empty = TaskStream::new(
+            "s",
+            Scenario::ClassIncremental,
+            2,
+            vec![task(0, vec![0, 1], vec![])],
+        );
         let msg = empty.unwrap_err().to_string();
-        assert!(msg.contains("training split is empty") && msg.contains("`t0`"), "{msg}");
+        assert!(
+            msg.contains("training split is empty") && msg.contains("`t0`"),
+            "{msg}"
+        );
 
         let one = TaskStream::new(
             "s",
@@ -310,7 +359,12 @@ mod tests {
         );
         assert!(one.unwrap_err().to_string().contains("same class"));
 
-        let narrow = TaskStream::new("s", Scenario::ClassIncremental, 2, vec![task(0, vec![0], vec![ex(0, 0)])]);
+        let narrow = TaskStream::new(
+            "s",
+            Scenario::ClassIncremental,
+            2,
+            vec![task(0, vec![0], vec![ex(0, 0)])],
+        );
         assert!(narrow.unwrap_err().to_string().contains("at least 2"));
     }
 

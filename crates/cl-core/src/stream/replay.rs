@@ -33,7 +33,9 @@ pub trait ReplayMemory<X: Clone> {
                 .map(|i| stored[i].clone())
                 .collect()
         } else {
-            (0..n).map(|_| stored[rng.random_range(0..stored.len())].clone()).collect()
+            (0..n)
+                .map(|_| stored[rng.random_range(0..stored.len())].clone())
+                .collect()
         }
     }
 }
@@ -144,7 +146,11 @@ mod tests {
     use super::*;
 
     fn ex(i: usize) -> Example<usize> {
-        Example { input: i, label: i % 2, task: 0 }
+        Example {
+            input: i,
+            label: i % 2,
+            task: 0,
+        }
     }
 
     #[test]
@@ -173,11 +179,17 @@ mod tests {
         // Binomial(2000, 0.1): sd ≈ 13.4; 5 sd bounds per item, and the first and last tenth
         // (the items an off-by-one would bias) must average close to the expectation.
         for (i, &h) in hits.iter().enumerate() {
-            assert!((h as f64 - expected).abs() < 5.0 * 13.42, "item {i} kept {h} times");
+            assert!(
+                (h as f64 - expected).abs() < 5.0 * 13.42,
+                "item {i} kept {h} times"
+            );
         }
         let first: f64 = hits[..10].iter().sum::<usize>() as f64 / 10.0;
         let last: f64 = hits[90..].iter().sum::<usize>() as f64 / 10.0;
-        assert!((first - expected).abs() < 15.0 && (last - expected).abs() < 15.0, "{first} {last}");
+        assert!(
+            (first - expected).abs() < 15.0 && (last - expected).abs() < 15.0,
+            "{first} {last}"
+        );
     }
 
     #[test]
@@ -197,24 +209,42 @@ mod tests {
         let mut buf = ReservoirBuffer::new(4, 0);
         buf.extend((0..4).map(ex));
         let mut rng = StdRng::seed_from_u64(0);
-        let mut s: Vec<usize> = buf.sample(4, &mut rng).into_iter().map(|e| e.input).collect();
+        let mut s: Vec<usize> = buf
+            .sample(4, &mut rng)
+            .into_iter()
+            .map(|e| e.input)
+            .collect();
         s.sort();
         assert_eq!(s, vec![0, 1, 2, 3], "n == len draws every item once");
         assert_eq!(buf.sample(9, &mut rng).len(), 9);
-        assert!(ReservoirBuffer::<usize>::new(3, 0).sample(2, &mut rng).is_empty());
+        assert!(
+            ReservoirBuffer::<usize>::new(3, 0)
+                .sample(2, &mut rng)
+                .is_empty()
+        );
     }
 
     #[test]
     fn fraction_memory_keeps_two_percent_per_task() {
         let mut mem = TaskFractionMemory::new(0.02, 1, 9);
         let t0: Vec<_> = (0..500).map(ex).collect();
-        let t1: Vec<_> = (0..30).map(|i| Example { input: i, label: i % 3, task: 1 }).collect();
+        let t1: Vec<_> = (0..30)
+            .map(|i| Example {
+                input: i,
+                label: i % 3,
+                task: 1,
+            })
+            .collect();
         assert_eq!(mem.add_task(0, &t0), 10);
         assert_eq!(mem.add_task(1, &t1), 1, "at least min_per_task");
         assert_eq!(mem.count_for(0), 10);
         assert_eq!(mem.count_for(1), 1);
-        let classes: std::collections::BTreeSet<_> =
-            mem.examples().iter().filter(|e| e.task == 0).map(|e| e.label).collect();
+        let classes: std::collections::BTreeSet<_> = mem
+            .examples()
+            .iter()
+            .filter(|e| e.task == 0)
+            .map(|e| e.label)
+            .collect();
         assert_eq!(classes.len(), 2, "stratified: both classes kept");
     }
 }

@@ -62,14 +62,19 @@ pub fn synthetic_stream(cfg: &SyntheticStreamConfig) -> Result<TaskStream<Vec<f3
         .collect();
     let tasks = (0..cfg.num_tasks)
         .map(|t| {
-            let classes: Vec<usize> = (t * cfg.classes_per_task..(t + 1) * cfg.classes_per_task).collect();
+            let classes: Vec<usize> =
+                (t * cfg.classes_per_task..(t + 1) * cfg.classes_per_task).collect();
             let split = |per_class: usize, salt: u64| {
                 let mut rng = StdRng::seed_from_u64(mix_seed(cfg.seed, &[1, t as u64, salt]));
                 let mut out = Vec::with_capacity(per_class * classes.len());
                 for _ in 0..per_class {
                     for &c in &classes {
                         let input = centres[c].iter().map(|m| m + gaussian(&mut rng)).collect();
-                        out.push(Example { input, label: c, task: t });
+                        out.push(Example {
+                            input,
+                            label: c,
+                            task: t,
+                        });
                     }
                 }
                 out
