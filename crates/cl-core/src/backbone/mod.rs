@@ -4,7 +4,10 @@
 //! exposes its linear layers by module path, so a method can put adapters on the layers that its
 //! LoRA targets select, freeze them or merge them, without knowing the architecture.
 
+pub mod bert;
+pub mod bert_loader;
 pub mod mlp;
+pub mod tokenizer;
 
 use burn::module::{AutodiffModule, Module, ModuleDisplay};
 use burn::tensor::Tensor;
@@ -14,7 +17,10 @@ use crate::error::{ClError, Result};
 use crate::peft::{LoraConfig, LoraLinear, matches_target};
 use crate::stream::mix_seed;
 
+pub use bert::{BertConfig, BertEncoder, TokenIds};
+pub use bert_loader::load_bert;
 pub use mlp::{MlpBackbone, MlpBackboneConfig};
+pub use tokenizer::TextTokenizer;
 
 /// A frozen feature extractor whose linear layers are [`LoraLinear`]s.
 pub trait Backbone<B: Backend>: Module<B> + ModuleDisplay {

@@ -170,6 +170,43 @@ impl<X> TaskStream<X> {
         Ok(self)
     }
 
+    /// Converts every input (e.g. text → token ids), keeping labels, tasks and splits.
+    pub fn map_inputs<Y>(
+        self,
+        mut f: impl FnMut(Vec<X>) -> Result<Vec<Y>>,
+    ) -> Result<TaskStream<Y>> {
+        let mut convert = |examples: Vec<Example<X>>| -> Result<Vec<Example<Y>>> {
+            let (meta, inputs): (Vec<(usize, TaskId)>, Vec<X>) = examples
+                .into_iter()
+                .map(|e| ((e.label, e.task), e.input))
+                .unzip();
+            let outputs = f(inputs)?;
+            Ok(meta
+                .into_iter()
+                .zip(outputs)
+                .map(|((label, task), input)| Example { input, label, task })
+                .collect())
+        };
+        let tasks = self
+            .tasks
+            .into_iter()
+            .map(|t| {
+                Ok(Task {
+                    info: t.info,
+                    train: convert(t.train)?,
+                    valid: convert(t.valid)?,
+                    test: convert(t.test)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(TaskStream {
+            name: self.name,
+            scenario: self.scenario,
+            num_classes: self.num_classes,
+            tasks,
+        })
+    }
+
     /// Keeps at most `n` training examples per task (a seeded, class-stratified subset), for
     /// small runs. Validation and test splits are untouched.
     pub fn with_max_train(mut self, n: usize, seed: u64) -> Self
@@ -274,6 +311,22 @@ pub fn stratified_subset<X: Clone>(
     chosen.extend(leftovers.into_iter().take(missing));
     chosen.sort_unstable();
     chosen.into_iter().map(|i| examples[i].clone()).collect()
+}
+
+/// Task order `k` of a stream of `n` tasks: 1 = as given, 2 = reversed, 3 = the tasks at odd
+/// positions, then those at even positions (for 5 tasks: 1, 3, 0, 2, 4).
+pub fn task_order(k: usize, n: usize) -> Result<Vec<usize>> {
+    Ok(match k {
+        1 => (0..n).collect(),
+        2 => (0..n).rev().collect(),
+        3 => (1..n).step_by(2).chain((0..n).step_by(2)).collect(),
+        _ => {
+            return Err(ClError::config(
+                "order",
+                format!("must be 1, 2 or 3 (got {k})"),
+            ));
+        }
+    })
 }
 
 /// Seeded mini-batch order over a split: a fresh permutation per epoch, derived from
@@ -396,6 +449,14 @@ mod tests {
         assert_eq!(r.task(0).train[0].task, 0);
         assert_eq!(r.task(1).info.id, 1);
         assert!(r.clone().reordered(&[0, 0]).is_err());
+    }
+
+    #[test]
+    fn task_orders_are_permutations() {
+        assert_eq!(task_order(1, 5).unwrap(), vec![0, 1, 2, 3, 4]);
+        assert_eq!(task_order(2, 5).unwrap(), vec![4, 3, 2, 1, 0]);
+        assert_eq!(task_order(3, 5).unwrap(), vec![1, 3, 0, 2, 4]);
+        assert!(task_order(4, 5).is_err());
     }
 
     #[test]

