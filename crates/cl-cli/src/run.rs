@@ -4,9 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::AutodiffBackend;
+use cl_arith::{Arith, ArithConfig};
 use cl_core::backbone::{MlpBackboneConfig, TextTokenizer, TrainableBackbone, load_bert};
-use cl_core::baselines::{Baseline, BaselineConfig, LoraBaseline};
+use cl_core::baselines::{Baseline, BaselineConfig, LoraBaseline, OptimizerConfig};
 use cl_core::checkpoint::read_json;
+use cl_core::peft::LoraConfig;
 use cl_core::stream::synthetic::{SyntheticStreamConfig, synthetic_stream};
 use cl_core::stream::{Scenario, TaskStream, task_order};
 use cl_core::{RunConfig, run as run_stream};
@@ -20,14 +22,14 @@ use serde::de::DeserializeOwned;
 use crate::backend::{self, OnBackend};
 
 /// Methods `--method` accepts.
-pub const METHOD_NAMES: [&str; 4] = ["seq-lora", "inc-lora", "replay", "mtl"];
+pub const METHOD_NAMES: [&str; 5] = ["seq-lora", "inc-lora", "replay", "mtl", "arith"];
 /// Streams `--stream` accepts.
 pub const STREAM_NAMES: [&str; 3] = ["text5", "text15", "synthetic"];
 
 /// Arguments of `cl run`.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Method: seq-lora, inc-lora, replay, mtl.
+    /// Method: seq-lora, inc-lora, replay, mtl (baselines) or arith (cl-arith).
     #[arg(long)]
     method: String,
     /// Task stream: text5, text15 (MiniLM, real data) or synthetic (tiny MLP, for smoke tests).
@@ -106,13 +108,13 @@ fn preset(name: &str) -> Result<Preset> {
 
 /// Runs `cl run`.
 pub fn run(args: RunArgs) -> Result<()> {
-    let Some(kind) = Baseline::from_name(&args.method) else {
+    if !METHOD_NAMES.contains(&args.method.as_str()) {
         bail!(
             "unknown method `{}`; choose one of {}",
             args.method,
             METHOD_NAMES.join(", ")
         );
-    };
+    }
     preset(&args.preset)?;
     if !STREAM_NAMES.contains(&args.stream.as_str()) {
         bail!(
@@ -121,12 +123,28 @@ pub fn run(args: RunArgs) -> Result<()> {
             STREAM_NAMES.join(", ")
         );
     }
-    let method_cfg: BaselineConfig = match &args.config {
-        Some(path) => {
-            read_json(path).with_context(|| format!("method config `{}`", path.display()))?
-        }
-        None if args.stream == "synthetic" => synthetic_method_config(),
-        None => text_method_config(),
+    let synthetic = args.stream == "synthetic";
+    let read = |path: &PathBuf| format!("method config `{}`", path.display());
+    let spec = match Baseline::from_name(&args.method) {
+        Some(kind) => MethodSpec::Baseline(
+            kind,
+            match &args.config {
+                Some(path) => read_json(path).with_context(|| read(path))?,
+                None => BaselineConfig {
+                    lora: default_lora(synthetic),
+                    optimizer: default_optimizer(synthetic),
+                    ..BaselineConfig::default()
+                },
+            },
+        ),
+        None => MethodSpec::Arith(match &args.config {
+            Some(path) => read_json(path).with_context(|| read(path))?,
+            None => ArithConfig {
+                lora: default_lora(synthetic),
+                optimizer: default_optimizer(synthetic),
+                ..ArithConfig::default()
+            },
+        }),
     };
     if args.stream != "synthetic" {
         crate::fetch::ensure(&TEXT)?;
@@ -138,38 +156,42 @@ pub fn run(args: RunArgs) -> Result<()> {
             args.method, args.stream, args.order, args.seed
         )));
     }
-    backend::dispatch(
-        &args.backend.clone(),
-        Job {
-            args,
-            kind,
-            method_cfg,
-        },
-    )
+    backend::dispatch(&args.backend.clone(), Job { args, spec })
 }
 
-/// Defaults that suit the synthetic stream's MLP backbone.
-fn synthetic_method_config() -> BaselineConfig {
-    let mut cfg = BaselineConfig::default();
-    cfg.lora.rank = 4;
-    cfg.lora.alpha = 8.0;
-    cfg.lora.targets = vec!["layers.*".into()];
-    cfg.optimizer.lr = 1e-2;
-    cfg
+/// LoRA defaults: r = 4, α = 8 on every layer of the synthetic MLP; r = 8, α = 16 on MiniLM's
+/// query and value (PEFT's usual choice).
+fn default_lora(synthetic: bool) -> LoraConfig {
+    if synthetic {
+        LoraConfig {
+            rank: 4,
+            alpha: 8.0,
+            targets: vec!["layers.*".into()],
+            ..LoraConfig::default()
+        }
+    } else {
+        LoraConfig::default()
+    }
 }
 
-/// Defaults for MiniLM: LoRA r = 8, α = 16 on query and value, AdamW lr 5e-3 (head included;
-/// the head starts from scratch at every run and has few steps in a quick run).
-fn text_method_config() -> BaselineConfig {
-    let mut cfg = BaselineConfig::default();
-    cfg.optimizer.lr = 5e-3;
-    cfg
+/// AdamW lr 1e-2 on the synthetic stream, 5e-3 on MiniLM (head included; the head starts from
+/// scratch at every run and has few steps in a quick run).
+fn default_optimizer(synthetic: bool) -> OptimizerConfig {
+    OptimizerConfig {
+        lr: if synthetic { 1e-2 } else { 5e-3 },
+        ..OptimizerConfig::default()
+    }
+}
+
+/// The method to run and its configuration.
+enum MethodSpec {
+    Baseline(Baseline, BaselineConfig),
+    Arith(ArithConfig),
 }
 
 struct Job {
     args: RunArgs,
-    kind: Baseline,
-    method_cfg: BaselineConfig,
+    spec: MethodSpec,
 }
 
 impl OnBackend for Job {
@@ -244,13 +266,6 @@ where
     {
         stream = stream.with_max_train(n, args.seed);
     }
-    let mut method = LoraBaseline::new(
-        job.kind,
-        job.method_cfg.clone(),
-        backbone,
-        stream.num_classes(),
-        args.seed,
-    )?;
     let run_cfg = RunConfig {
         epochs: args.epochs.unwrap_or(default_epochs),
         batch_size: args.batch_size,
@@ -261,7 +276,19 @@ where
         progress: true,
         stop_after: None,
     };
-    let report = run_stream(&mut method, &stream, &run_cfg, device)?;
+    let classes = stream.num_classes();
+    let report = match &job.spec {
+        MethodSpec::Baseline(kind, cfg) => {
+            let mut method = LoraBaseline::new(*kind, cfg.clone(), backbone, classes, args.seed)?;
+            run_stream(&mut method, &stream, &run_cfg, device)?
+        }
+        MethodSpec::Arith(cfg) => {
+            let mut method = Arith::new(cfg.clone(), backbone, classes, args.seed)?;
+            let report = run_stream(&mut method, &stream, &run_cfg, device)?;
+            println!("arith λ: {:?}", method.lambdas());
+            report
+        }
+    };
     println!("tasks: {}", report.task_names.join(", "));
     print!("{}", report.summary());
     let train_s: f64 = report.tasks.iter().map(|t| t.train_seconds).sum();

@@ -56,7 +56,8 @@ pub struct ParamCounts {
 /// A continual-learning method: a frozen backbone plus whatever the method trains and keeps.
 ///
 /// The runner calls, for each task `t` in order: [`Method::begin_task`], [`Method::train_step`]
-/// for every batch of the task's training split (`epochs` times), [`Method::end_task`], then
+/// for every batch of the task's training split (`epochs` times), [`Method::observe_validation`],
+/// [`Method::end_task`], then
 /// [`Method::predict`] on every task's test split. Methods own their optimiser and device.
 pub trait Method<B: AutodiffBackend> {
     /// One example's host-side input (matches the backbone's).
@@ -70,6 +71,18 @@ pub trait Method<B: AutodiffBackend> {
 
     /// One optimiser step on a batch of the current task.
     fn train_step(&mut self, batch: &[Example<Self::Input>]) -> Result<StepStats>;
+
+    /// The task's validation split, given once per task right before [`Method::end_task`] (and,
+    /// when a run resumes, again for every finished task before [`Method::load_checkpoint`]).
+    /// Methods that choose hyper-parameters on held-out data (cl-arith's merge weights) keep it;
+    /// it is never training data. The default ignores it.
+    fn observe_validation(
+        &mut self,
+        _task: &TaskInfo,
+        _valid: &[Example<Self::Input>],
+    ) -> Result<()> {
+        Ok(())
+    }
 
     /// Finish a task (store replay examples, merge, fuse, save statistics...).
     fn end_task(&mut self, task: &TaskInfo, train: &[Example<Self::Input>]) -> Result<()>;

@@ -289,6 +289,7 @@ where
         }
         last_epoch_loss = sum / batches.len() as f64;
     }
+    method.observe_validation(info, &task.valid)?;
     method.end_task(info, &task.train)?;
     bar.finish_and_clear();
     Ok(TaskRecord {
@@ -434,6 +435,9 @@ where
     }
     if state.finished.len() != saved.matrix.num_finished() {
         return Err(mismatch("finished tasks and matrix rows disagree".into()));
+    }
+    for info in &state.finished {
+        method.observe_validation(info, &stream.task(info.id).valid)?;
     }
     method.load_checkpoint(&dir.join("method"), &state.finished)?;
     state.report.config = cfg.clone();

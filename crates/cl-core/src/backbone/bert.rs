@@ -274,18 +274,6 @@ impl<B: Backend> BertEncoder<B> {
         let counts = m.sum_dim(1).squeeze_dim::<2>(1).clamp_min(1e-9);
         summed / counts
     }
-
-    /// Puts a fresh Houlsby adapter after the attention and FFN blocks of every layer.
-    pub fn add_adapters(&mut self, cfg: &AdapterConfig) -> Result<()> {
-        cfg.validate()?;
-        let d = self.hidden_size();
-        let device = self.embeddings.word_embeddings.weight.device();
-        for layer in &mut self.layers {
-            layer.attention.adapter = Some(cfg.init(d, &device));
-            layer.adapter = Some(cfg.init(d, &device));
-        }
-        Ok(())
-    }
 }
 
 /// Token ids of one text, already truncated (with `[CLS]` … `[SEP]`).
@@ -353,5 +341,22 @@ impl<B: Backend> Backbone<B> for BertEncoder<B> {
 
     fn device(&self) -> B::Device {
         self.embeddings.word_embeddings.weight.device()
+    }
+
+    fn checkpoint_path(&self, path: &str) -> String {
+        super::bert_loader::hf_module_path(path)
+    }
+
+    /// Puts a fresh Houlsby adapter after the attention and FFN blocks of every layer (replacing
+    /// any there), drawn from the backend RNG.
+    fn add_adapters(&mut self, cfg: &AdapterConfig) -> Result<usize> {
+        cfg.validate()?;
+        let d = self.hidden_size();
+        let device = self.embeddings.word_embeddings.weight.device();
+        for layer in &mut self.layers {
+            layer.attention.adapter = Some(cfg.init(d, &device));
+            layer.adapter = Some(cfg.init(d, &device));
+        }
+        Ok(2 * self.layers.len())
     }
 }

@@ -14,7 +14,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
 use crate::error::{ClError, Result};
-use crate::peft::{LoraConfig, LoraLinear, matches_target};
+use crate::peft::{AdapterConfig, LoraConfig, LoraLinear, matches_target};
 use crate::stream::mix_seed;
 
 pub use bert::{BertConfig, BertEncoder, TokenIds};
@@ -41,7 +41,27 @@ pub trait Backbone<B: Backend>: Module<B> + ModuleDisplay {
 
     /// Device holding the backbone's parameters.
     fn device(&self) -> B::Device;
+
+    /// The module name of layer `path` in the original checkpoint (for MiniLM, the Hugging Face
+    /// name: `layers.0.attention.query` → `encoder.layer.0.attention.self.query`), used by the
+    /// PEFT-format export and import. Defaults to `path` itself.
+    fn checkpoint_path(&self, path: &str) -> String {
+        path.to_string()
+    }
+
+    /// Inserts fresh Houlsby adapters (identity at initialisation) where the architecture has
+    /// slots for them; returns how many. Their parameter paths contain `.adapter.`
+    /// ([`ADAPTER_PARAMS`]). The default has no slots and says so.
+    fn add_adapters(&mut self, _cfg: &AdapterConfig) -> Result<usize> {
+        Err(ClError::config(
+            "module",
+            "this backbone has no adapter slots (use LoRA)",
+        ))
+    }
 }
+
+/// Pattern of the parameter paths of Houlsby adapters (for [`crate::peft::ParamFilter::Patterns`]).
+pub const ADAPTER_PARAMS: &str = "*.adapter.*";
 
 /// A backbone that can be trained under autodiff and evaluated on the inner backend with the
 /// same inputs: what every method's model needs. Implemented for every such backbone.

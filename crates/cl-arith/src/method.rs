@@ -1,0 +1,409 @@
+//! The cl-arith method: isolated per-task LoRA training, stored task vectors, any-time merging.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::module::AutodiffModule;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Tensor};
+use cl_core::backbone::{ADAPTER_PARAMS, Backbone, TrainableBackbone, add_lora};
+use cl_core::checkpoint::{load_module, save_module};
+use cl_core::model::{PeftClassifier, argmax_host, cross_entropy, label_space_mask};
+use cl_core::peft::peft_format::export_peft_lora;
+use cl_core::peft::{ParamFilter, TaskVector, param_paths};
+use cl_core::stream::{Example, Scenario, TaskId, TaskInfo, mix_seed};
+use cl_core::{ClError, EvalContext, Method, ParamCounts, Result, StepStats};
+
+use crate::config::{ArithConfig, InitFrom, LambdaChoice, MergeLevel, ModuleKind};
+use crate::merge::merged_classifier;
+use crate::store::{self, Manifest, StoredTask};
+
+type Inner<B> = <B as AutodiffBackend>::InnerBackend;
+type InnerModel<B, M> = PeftClassifier<Inner<B>, <M as AutodiffModule<B>>::InnerModule>;
+
+/// Parameter isolation then combination (see the crate docs).
+pub struct Arith<B: AutodiffBackend, M: TrainableBackbone<B>> {
+    cfg: ArithConfig,
+    /// The training model: frozen backbone with one adapter per targeted layer, and the head.
+    model: PeftClassifier<B, M>,
+    optim: OptimizerAdaptor<AdamW, PeftClassifier<B, M>, B>,
+    /// Which parameters form the per-task module (LoRA factors or adapter weights).
+    filter: ParamFilter,
+    /// θ_init on the training backend, to reset the module at every task.
+    init_train: TaskVector<B>,
+    /// The shared initialisation θ_init of the module (its parameter paths in the classifier).
+    init: TaskVector<Inner<B>>,
+    /// The module at the start of the current task.
+    before: TaskVector<Inner<B>>,
+    /// τ_t of every finished task, in order.
+    vectors: Vec<TaskVector<Inner<B>>>,
+    /// Held-out validation rows per task (only kept when λ is searched).
+    valid: BTreeMap<TaskId, Vec<Example<M::Input>>>,
+    /// Tasks begun so far.
+    tasks: Vec<TaskInfo>,
+    /// λ_t of the current merged model.
+    lambdas: Vec<f64>,
+    /// The single merged model used for prediction (after the first finished task).
+    merged: Option<InnerModel<B, M>>,
+}
+
+impl<B, M> Arith<B, M>
+where
+    B: AutodiffBackend,
+    M: TrainableBackbone<B>,
+{
+    /// cl-arith over `backbone` with a fresh head of `num_classes` classes.
+    pub fn new(cfg: ArithConfig, backbone: M, num_classes: usize, seed: u64) -> Result<Self> {
+        cfg.validate()?;
+        let mut model = PeftClassifier::new(backbone, num_classes, mix_seed(seed, &[0]));
+        let filter = match cfg.module {
+            ModuleKind::Lora => {
+                add_lora(&mut model.backbone, &cfg.lora, mix_seed(seed, &[1]))?;
+                ParamFilter::Lora
+            }
+            ModuleKind::Adapter => {
+                let device = model.backbone.device();
+                B::seed(&device, mix_seed(seed, &[1]));
+                model.backbone.add_adapters(&cfg.adapter)?;
+                ParamFilter::Patterns(vec![ADAPTER_PARAMS.into()])
+            }
+        };
+        let init_train = TaskVector::snapshot(&model, &filter);
+        let init = TaskVector::snapshot(&model.valid(), &filter);
+        Ok(Self {
+            optim: AdamWConfig::new()
+                .with_weight_decay(cfg.optimizer.weight_decay)
+                .init(),
+            cfg,
+            model,
+            filter,
+            init_train,
+            before: init.clone(),
+            init,
+            vectors: Vec::new(),
+            valid: BTreeMap::new(),
+            tasks: Vec::new(),
+            lambdas: Vec::new(),
+            merged: None,
+        })
+    }
+
+    /// The λ_t of the current merged model (empty before the first task ends).
+    pub fn lambdas(&self) -> &[f64] {
+        &self.lambdas
+    }
+
+    /// The stored task vectors, in task order.
+    pub fn task_vectors(&self) -> &[TaskVector<Inner<B>>] {
+        &self.vectors
+    }
+
+    /// The merged model the method predicts with (after the first finished task).
+    pub fn merged_model(&self) -> Option<&InnerModel<B, M>> {
+        self.merged.as_ref()
+    }
+
+    /// Back to the shared initialisation θ_init (for LoRA: the same seeded `A`, `B = 0`).
+    fn reset_module(&mut self) -> Result<()> {
+        self.model = self.init_train.assign(self.model.clone())?;
+        Ok(())
+    }
+
+    fn build(&self, weights: &[f64]) -> Result<InnerModel<B, M>> {
+        // Adapters are not linear in their parameters: they merge in parameter space.
+        let level = match self.cfg.module {
+            ModuleKind::Lora => self.cfg.level,
+            ModuleKind::Adapter => MergeLevel::Factors,
+        };
+        merged_classifier(
+            self.model.valid(),
+            &self.init,
+            &self.vectors,
+            self.cfg.init,
+            weights,
+            level,
+            &self.cfg.strategy,
+        )
+    }
+
+    /// Mean accuracy over the finished tasks' kept validation rows (no task id unless the
+    /// scenario gives one, as at test time).
+    fn validation_accuracy(&self, model: &InnerModel<B, M>) -> Option<f64> {
+        let mut scores = Vec::new();
+        for task in &self.tasks[..self.vectors.len()] {
+            let Some(rows) = self.valid.get(&task.id).filter(|r| !r.is_empty()) else {
+                continue;
+            };
+            let mut correct = 0;
+            for chunk in rows.chunks(64) {
+                let inputs: Vec<&M::Input> = chunk.iter().map(|e| &e.input).collect();
+                let mut logits = model.forward(&inputs);
+                if task.scenario == Scenario::TaskIncremental {
+                    let allowed = vec![task.classes.as_slice(); chunk.len()];
+                    let [_, cols] = logits.dims();
+                    let device = logits.device();
+                    logits = logits + label_space_mask::<Inner<B>>(&allowed, cols, &device);
+                }
+                correct += argmax_host::<Inner<B>>(logits)
+                    .iter()
+                    .zip(chunk)
+                    .filter(|(p, e)| **p == e.label)
+                    .count();
+            }
+            scores.push(correct as f64 / rows.len() as f64);
+        }
+        (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64)
+    }
+
+    /// λ_t for the finished tasks, per the configuration, and the merged model they give.
+    fn choose_lambdas(&self) -> Result<(Vec<f64>, InnerModel<B, M>)> {
+        let t = self.vectors.len();
+        let no_valid = || {
+            ClError::config(
+                "lambda",
+                "searching λ needs validation rows, and no finished task has any",
+            )
+        };
+        let fixed = match &self.cfg.lambda {
+            LambdaChoice::Shared { value } => Some(vec![*value; t]),
+            LambdaChoice::PerTask { values } => {
+                let ids: Vec<usize> = self.tasks[..t].iter().map(|task| task.id).collect();
+                let mut out = Vec::with_capacity(t);
+                for id in ids {
+                    out.push(*values.get(id).ok_or_else(|| {
+                        ClError::config(
+                            "lambda.values",
+                            format!("{} values but task id {id} needs one", values.len()),
+                        )
+                    })?);
+                }
+                Some(out)
+            }
+            _ => None,
+        };
+        if let Some(weights) = fixed {
+            let model = self.build(&weights)?;
+            return Ok((weights, model));
+        }
+        let (LambdaChoice::Search { grid, .. } | LambdaChoice::SearchPerTask { grid, .. }) =
+            &self.cfg.lambda
+        else {
+            unreachable!("fixed choices returned above");
+        };
+        let mut best: Option<(f64, Vec<f64>, InnerModel<B, M>)> = None;
+        let consider = |weights: Vec<f64>,
+                        best: &mut Option<(f64, Vec<f64>, InnerModel<B, M>)>|
+         -> Result<()> {
+            let model = self.build(&weights)?;
+            let score = self.validation_accuracy(&model).ok_or_else(no_valid)?;
+            if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
+                *best = Some((score, weights, model));
+            }
+            Ok(())
+        };
+        for &lambda in grid {
+            consider(vec![lambda; t], &mut best)?;
+        }
+        if matches!(self.cfg.lambda, LambdaChoice::SearchPerTask { .. }) && t > 1 {
+            for task in 0..t {
+                let current = best
+                    .as_ref()
+                    .map(|(_, w, _)| w.clone())
+                    .expect("grid is non-empty");
+                for &lambda in grid {
+                    if current[task] == lambda {
+                        continue;
+                    }
+                    let mut weights = current.clone();
+                    weights[task] = lambda;
+                    consider(weights, &mut best)?;
+                }
+            }
+        }
+        let (_, weights, model) = best.expect("the grid is non-empty (validated)");
+        Ok((weights, model))
+    }
+
+    /// Writes task `t`'s LoRA (`θ_before + τ_t`, i.e. the module it ended training with) in
+    /// Hugging Face PEFT's format into `dir` (`adapter_model.safetensors`, `adapter_config.json`).
+    pub fn export_task_peft(&self, t: usize, base_model: &str, dir: &Path) -> Result<usize> {
+        if self.cfg.module != ModuleKind::Lora {
+            return Err(ClError::config("module", "PEFT export is for LoRA modules"));
+        }
+        let tau = self.vectors.get(t).ok_or_else(|| {
+            ClError::config(
+                "export",
+                format!("task {t} is not finished ({} are)", self.vectors.len()),
+            )
+        })?;
+        let mut state = self.init.clone();
+        if self.cfg.init == InitFrom::PreviousTask {
+            for earlier in &self.vectors[..t] {
+                state = state.add(earlier)?;
+            }
+        }
+        let model = state.add(tau)?.assign(self.model.valid())?;
+        export_peft_lora(&model.backbone, 0, base_model, dir)
+    }
+
+    fn manifest(&self) -> Manifest {
+        Manifest {
+            module: self.cfg.module,
+            lora: self.cfg.lora.clone(),
+            adapter: self.cfg.adapter.clone(),
+            init: self.cfg.init,
+            init_file: String::new(),
+            level: self.cfg.level,
+            strategy: self.cfg.strategy.clone(),
+            lambdas: self.lambdas.clone(),
+            tasks: self.tasks[..self.vectors.len()]
+                .iter()
+                .map(|t| StoredTask {
+                    id: t.id,
+                    name: t.name.clone(),
+                    classes: t.classes.clone(),
+                    file: String::new(),
+                    num_elements: 0,
+                    l2_norm: 0.0,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl<B, M> Method<B> for Arith<B, M>
+where
+    B: AutodiffBackend,
+    M: TrainableBackbone<B>,
+{
+    type Input = M::Input;
+
+    fn name(&self) -> String {
+        "arith".into()
+    }
+
+    fn begin_task(&mut self, task: &TaskInfo, _train: &[Example<M::Input>]) -> Result<()> {
+        self.tasks.push(task.clone());
+        if self.cfg.init == InitFrom::Pretrained {
+            self.reset_module()?;
+        }
+        self.before = TaskVector::snapshot(&self.model.valid(), &self.filter);
+        self.optim = AdamWConfig::new()
+            .with_weight_decay(self.cfg.optimizer.weight_decay)
+            .init();
+        Ok(())
+    }
+
+    fn train_step(&mut self, batch: &[Example<M::Input>]) -> Result<StepStats> {
+        let task = self
+            .tasks
+            .last()
+            .ok_or_else(|| ClError::config("arith", "train_step before begin_task"))?;
+        let inputs: Vec<&M::Input> = batch.iter().map(|e| &e.input).collect();
+        let labels: Vec<usize> = batch.iter().map(|e| e.label).collect();
+        // Isolation: the loss sees only this task's classes, so only its head columns learn.
+        let allowed = vec![task.classes.as_slice(); batch.len()];
+        let logits = self.model.forward(&inputs);
+        let loss = cross_entropy(logits, &labels, Some(&allowed));
+        let value: f64 = loss.clone().into_scalar().elem::<f64>();
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        self.model = self
+            .optim
+            .step(self.cfg.optimizer.lr, self.model.clone(), grads);
+        Ok(StepStats { loss: value })
+    }
+
+    fn observe_validation(&mut self, task: &TaskInfo, valid: &[Example<M::Input>]) -> Result<()> {
+        let keep = match &self.cfg.lambda {
+            LambdaChoice::Search {
+                max_valid_per_task, ..
+            }
+            | LambdaChoice::SearchPerTask {
+                max_valid_per_task, ..
+            } => *max_valid_per_task,
+            _ => 0,
+        };
+        if keep > 0 {
+            self.valid
+                .insert(task.id, valid[..keep.min(valid.len())].to_vec());
+        }
+        Ok(())
+    }
+
+    fn end_task(&mut self, _task: &TaskInfo, _train: &[Example<M::Input>]) -> Result<()> {
+        let tau = TaskVector::extract(&self.model.valid(), &self.before)?;
+        self.vectors.push(tau);
+        let (lambdas, merged) = self.choose_lambdas()?;
+        self.lambdas = lambdas;
+        self.merged = Some(merged);
+        Ok(())
+    }
+
+    fn predict(&self, inputs: &[&M::Input], _ctx: &EvalContext) -> Result<Tensor<Inner<B>, 2>> {
+        Ok(match &self.merged {
+            Some(model) => model.forward(inputs),
+            None => self.model.valid().forward(inputs),
+        })
+    }
+
+    fn backbone_params(&self) -> TaskVector<Inner<B>> {
+        TaskVector::snapshot(&self.model.backbone.valid(), &ParamFilter::Pretrained)
+    }
+
+    fn param_counts(&self) -> ParamCounts {
+        let params = param_paths::<B, _>(&self.model);
+        let module = self.init.num_elements();
+        let head: usize = params
+            .iter()
+            .filter(|(p, _, _)| p.starts_with("head."))
+            .map(|(_, s, _)| s.iter().product::<usize>())
+            .sum();
+        let stored_vectors: usize = self.vectors.iter().map(TaskVector::num_elements).sum();
+        ParamCounts {
+            trainable: module + head,
+            stored: self.init.num_elements() + stored_vectors + head,
+            stored_examples: 0,
+        }
+    }
+
+    fn save_checkpoint(&self, dir: &Path) -> Result<()> {
+        save_module(&self.model, &dir.join("model"))?;
+        store::save(
+            &dir.join("task_vectors"),
+            self.manifest(),
+            &self.init,
+            &self.vectors,
+        )
+    }
+
+    fn load_checkpoint(&mut self, dir: &Path, finished: &[TaskInfo]) -> Result<()> {
+        let device = self.model.backbone.device();
+        self.model = load_module(self.model.clone(), &dir.join("model"), &device)?;
+        let inner_device =
+            <M::InnerModule as Backbone<Inner<B>>>::device(&self.model.backbone.valid());
+        let (manifest, init, vectors) =
+            store::load::<Inner<B>>(&dir.join("task_vectors"), &inner_device)?;
+        if vectors.len() != finished.len() {
+            return Err(ClError::CheckpointMismatch {
+                path: dir.to_path_buf(),
+                reason: format!(
+                    "{} task vectors for {} finished tasks",
+                    vectors.len(),
+                    finished.len()
+                ),
+            });
+        }
+        self.init = init;
+        self.vectors = vectors;
+        self.tasks = finished.to_vec();
+        self.lambdas = manifest.lambdas.clone();
+        self.merged = if self.vectors.is_empty() {
+            None
+        } else {
+            Some(self.build(&manifest.lambdas)?)
+        };
+        Ok(())
+    }
+}
