@@ -1,24 +1,15 @@
 //! The baselines end to end on the synthetic class-incremental stream: SeqLoRA forgets
 //! (negative BWT), MTL does not, replay sits in between; parameter accounting is right.
 
-use cl_core::baselines::{Baseline, BaselineConfig, LoraBaseline, OptimizerConfig};
+use cl_core::baselines::{Baseline, BaselineConfig, LoraBaseline};
 use cl_core::conformance::{TestBackend, backbone, run_config, stream};
-use cl_core::peft::LoraConfig;
 use cl_core::stream::Scenario;
 use cl_core::{Method, RunReport, run};
 
 fn cfg() -> BaselineConfig {
     BaselineConfig {
-        lora: LoraConfig {
-            rank: 4,
-            alpha: 8.0,
-            dropout: 0.0,
-            targets: vec!["layers.*".into()],
-        },
-        optimizer: OptimizerConfig {
-            lr: 1e-2,
-            weight_decay: 0.0,
-        },
+        lora: cl_core::conformance::lora_config(),
+        optimizer: cl_core::conformance::optimizer_config(),
         ..BaselineConfig::default()
     }
 }

@@ -1,21 +1,12 @@
 //! Every baseline plugged into the shared conformance suite (one line each).
 
-use cl_core::baselines::{Baseline, BaselineConfig, LoraBaseline, OptimizerConfig};
-use cl_core::peft::LoraConfig;
+use cl_core::baselines::{Baseline, BaselineConfig, LoraBaseline};
 
 /// Settings that learn the synthetic stream in a few steps.
 fn cfg() -> BaselineConfig {
     BaselineConfig {
-        lora: LoraConfig {
-            rank: 4,
-            alpha: 8.0,
-            dropout: 0.0,
-            targets: vec!["layers.*".into()],
-        },
-        optimizer: OptimizerConfig {
-            lr: 1e-2,
-            weight_decay: 0.0,
-        },
+        lora: cl_core::conformance::lora_config(),
+        optimizer: cl_core::conformance::optimizer_config(),
         ..BaselineConfig::default()
     }
 }

@@ -27,7 +27,7 @@ pub fn factor_path(layer: &str, factor: &str) -> String {
 }
 
 /// Module states before and after each task: `θ_init + τ_t` (isolation) or the running sum.
-fn states<B: Backend>(
+pub fn module_states<B: Backend>(
     init: &TaskVector<B>,
     vectors: &[TaskVector<B>],
     init_from: InitFrom,
@@ -74,7 +74,7 @@ pub fn delta_w_vectors<B: Backend, M: Backbone<B>>(
         .into_iter()
         .filter_map(|(path, l)| l.adapters.first().map(|a| (path, a.scaling, l.dims())))
         .collect();
-    states(init, vectors, init_from)?
+    module_states(init, vectors, init_from)?
         .iter()
         .map(|(before, after)| {
             let mut entries = BTreeMap::new();
@@ -93,6 +93,38 @@ pub fn delta_w_vectors<B: Backend, M: Backbone<B>>(
         .collect()
 }
 
+/// The task vectors at the merge level: `τ_t` themselves ([`MergeLevel::Factors`]) or the
+/// per-layer `ΔW_t` ([`MergeLevel::DeltaW`]). They do not depend on λ, so a search over λ
+/// computes them once and calls [`combine`] per candidate.
+pub fn level_vectors<B: Backend, M: Backbone<B>>(
+    template: &PeftClassifier<B, M>,
+    init: &TaskVector<B>,
+    vectors: &[TaskVector<B>],
+    init_from: InitFrom,
+    level: MergeLevel,
+) -> Result<Vec<TaskVector<B>>> {
+    match level {
+        MergeLevel::Factors => Ok(vectors.to_vec()),
+        MergeLevel::DeltaW => delta_w_vectors(template, init, vectors, init_from),
+    }
+}
+
+/// Merges [`level_vectors`] with weights `weights` and applies the result to `template`.
+pub fn combine<B: Backend, M: Backbone<B>>(
+    template: PeftClassifier<B, M>,
+    init: &TaskVector<B>,
+    level_vectors: &[TaskVector<B>],
+    weights: &[f64],
+    level: MergeLevel,
+    strategy: &MergeStrategy,
+) -> Result<PeftClassifier<B, M>> {
+    let merged = merge_task_vectors(level_vectors, weights, strategy)?;
+    match level {
+        MergeLevel::Factors => init.add(&merged)?.assign(template),
+        MergeLevel::DeltaW => fold_into_weights(template, &merged),
+    }
+}
+
 /// The merged classifier (see the module docs). `weights` has one λ per task vector.
 pub fn merged_classifier<B: Backend, M: Backbone<B>>(
     template: PeftClassifier<B, M>,
@@ -103,17 +135,8 @@ pub fn merged_classifier<B: Backend, M: Backbone<B>>(
     level: MergeLevel,
     strategy: &MergeStrategy,
 ) -> Result<PeftClassifier<B, M>> {
-    match level {
-        MergeLevel::Factors => {
-            let merged = merge_task_vectors(vectors, weights, strategy)?;
-            init.add(&merged)?.assign(template)
-        }
-        MergeLevel::DeltaW => {
-            let deltas = delta_w_vectors(&template, init, vectors, init_from)?;
-            let merged = merge_task_vectors(&deltas, weights, strategy)?;
-            fold_into_weights(template, &merged)
-        }
-    }
+    let at_level = level_vectors(&template, init, vectors, init_from, level)?;
+    combine(template, init, &at_level, weights, level, strategy)
 }
 
 /// Adds each layer's merged `ΔW` to its frozen weight and removes the adapters.

@@ -17,7 +17,7 @@ use cl_core::stream::{Example, Scenario, TaskId, TaskInfo, mix_seed};
 use cl_core::{ClError, EvalContext, Method, ParamCounts, Result, StepStats};
 
 use crate::config::{ArithConfig, InitFrom, LambdaChoice, MergeLevel, ModuleKind};
-use crate::merge::merged_classifier;
+use crate::merge::{combine, level_vectors, module_states};
 use crate::store::{self, Manifest, StoredTask};
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
@@ -111,19 +111,38 @@ where
         Ok(())
     }
 
-    fn build(&self, weights: &[f64]) -> Result<InnerModel<B, M>> {
-        // Adapters are not linear in their parameters: they merge in parameter space.
-        let level = match self.cfg.module {
+    /// The merge level: adapters are not linear in their parameters, so they always merge in
+    /// parameter space.
+    fn level(&self) -> MergeLevel {
+        match self.cfg.module {
             ModuleKind::Lora => self.cfg.level,
             ModuleKind::Adapter => MergeLevel::Factors,
-        };
-        merged_classifier(
-            self.model.valid(),
+        }
+    }
+
+    /// The finished tasks' vectors at the merge level (independent of λ).
+    fn level_vectors(&self, template: &InnerModel<B, M>) -> Result<Vec<TaskVector<Inner<B>>>> {
+        level_vectors(
+            template,
             &self.init,
             &self.vectors,
             self.cfg.init,
+            self.level(),
+        )
+    }
+
+    fn combine(
+        &self,
+        template: &InnerModel<B, M>,
+        at_level: &[TaskVector<Inner<B>>],
+        weights: &[f64],
+    ) -> Result<InnerModel<B, M>> {
+        combine(
+            template.clone(),
+            &self.init,
+            at_level,
             weights,
-            level,
+            self.level(),
             &self.cfg.strategy,
         )
     }
@@ -183,8 +202,10 @@ where
             }
             _ => None,
         };
+        let template = self.model.valid();
+        let at_level = self.level_vectors(&template)?;
         if let Some(weights) = fixed {
-            let model = self.build(&weights)?;
+            let model = self.combine(&template, &at_level, &weights)?;
             return Ok((weights, model));
         }
         let (LambdaChoice::Search { grid, .. } | LambdaChoice::SearchPerTask { grid, .. }) =
@@ -196,7 +217,7 @@ where
         let consider = |weights: Vec<f64>,
                         best: &mut Option<(f64, Vec<f64>, InnerModel<B, M>)>|
          -> Result<()> {
-            let model = self.build(&weights)?;
+            let model = self.combine(&template, &at_level, &weights)?;
             let score = self.validation_accuracy(&model).ok_or_else(no_valid)?;
             if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
                 *best = Some((score, weights, model));
@@ -232,19 +253,16 @@ where
         if self.cfg.module != ModuleKind::Lora {
             return Err(ClError::config("module", "PEFT export is for LoRA modules"));
         }
-        let tau = self.vectors.get(t).ok_or_else(|| {
-            ClError::config(
+        if t >= self.vectors.len() {
+            return Err(ClError::config(
                 "export",
                 format!("task {t} is not finished ({} are)", self.vectors.len()),
-            )
-        })?;
-        let mut state = self.init.clone();
-        if self.cfg.init == InitFrom::PreviousTask {
-            for earlier in &self.vectors[..t] {
-                state = state.add(earlier)?;
-            }
+            ));
         }
-        let model = state.add(tau)?.assign(self.model.valid())?;
+        let (_, after) = module_states(&self.init, &self.vectors[..=t], self.cfg.init)?
+            .pop()
+            .expect("task t is finished");
+        let model = after.assign(self.model.valid())?;
         export_peft_lora(&model.backbone, 0, base_model, dir)
     }
 
@@ -402,7 +420,9 @@ where
         self.merged = if self.vectors.is_empty() {
             None
         } else {
-            Some(self.build(&manifest.lambdas)?)
+            let template = self.model.valid();
+            let at_level = self.level_vectors(&template)?;
+            Some(self.combine(&template, &at_level, &manifest.lambdas)?)
         };
         Ok(())
     }

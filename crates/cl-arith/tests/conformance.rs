@@ -1,21 +1,11 @@
 //! cl-arith in the shared conformance suite (one line), in both merge levels.
 
 use cl_arith::{Arith, ArithConfig, MergeLevel};
-use cl_core::baselines::OptimizerConfig;
-use cl_core::peft::LoraConfig;
 
 fn cfg(level: MergeLevel) -> ArithConfig {
     ArithConfig {
-        lora: LoraConfig {
-            rank: 4,
-            alpha: 8.0,
-            dropout: 0.0,
-            targets: vec!["layers.*".into()],
-        },
-        optimizer: OptimizerConfig {
-            lr: 1e-2,
-            weight_decay: 0.0,
-        },
+        lora: cl_core::conformance::lora_config(),
+        optimizer: cl_core::conformance::optimizer_config(),
         level,
         ..ArithConfig::default()
     }

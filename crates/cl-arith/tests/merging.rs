@@ -7,7 +7,6 @@ use burn::tensor::Tensor;
 use cl_arith::merge::{factor_path, merged_classifier};
 use cl_arith::{Arith, ArithConfig, InitFrom, LambdaChoice, MergeLevel};
 use cl_core::backbone::{Backbone, MlpBackboneConfig, add_lora};
-use cl_core::baselines::OptimizerConfig;
 use cl_core::model::PeftClassifier;
 use cl_core::peft::{LoraConfig, MergeStrategy, ParamFilter, ParamTensor, TaskVector};
 use cl_core::stream::Scenario;
@@ -155,16 +154,8 @@ fn delta_w_merge_equals_the_sum_of_the_task_modules() {
 
 fn method_cfg(lambda: LambdaChoice) -> ArithConfig {
     ArithConfig {
-        lora: LoraConfig {
-            rank: 4,
-            alpha: 8.0,
-            dropout: 0.0,
-            targets: vec!["layers.*".into()],
-        },
-        optimizer: OptimizerConfig {
-            lr: 1e-2,
-            weight_decay: 0.0,
-        },
+        lora: cl_core::conformance::lora_config(),
+        optimizer: cl_core::conformance::optimizer_config(),
         lambda,
         ..ArithConfig::default()
     }

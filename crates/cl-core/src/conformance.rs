@@ -12,8 +12,10 @@
 use burn::backend::{Autodiff, NdArray};
 
 use crate::backbone::{MlpBackbone, MlpBackboneConfig};
+use crate::baselines::OptimizerConfig;
 use crate::error::ClError;
 use crate::method::Method;
+use crate::peft::LoraConfig;
 use crate::runner::{RunConfig, RunReport, run};
 use crate::stream::synthetic::{SyntheticStreamConfig, synthetic_stream};
 use crate::stream::{Scenario, TaskStream};
@@ -39,6 +41,25 @@ pub fn backbone() -> MlpBackbone<TestBackend> {
     }
     .init(&Default::default())
     .expect("valid MLP config")
+}
+
+/// LoRA settings that learn the suite's stream in a few steps: rank 4, α = 8, no dropout, on every
+/// layer of the MLP.
+pub fn lora_config() -> LoraConfig {
+    LoraConfig {
+        rank: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        targets: vec!["layers.*".into()],
+    }
+}
+
+/// AdamW settings for the suite's stream: lr 1e-2, no weight decay.
+pub fn optimizer_config() -> OptimizerConfig {
+    OptimizerConfig {
+        lr: 1e-2,
+        weight_decay: 0.0,
+    }
 }
 
 /// Run settings of the suite (small, deterministic).

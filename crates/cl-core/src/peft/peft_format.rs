@@ -240,26 +240,18 @@ pub fn import_peft_lora<B: Backend, M: Backbone<B>>(
     let device = backbone.device();
     let scaling = cfg.lora_alpha / cfg.r as f64;
     let mut count = 0;
-    let paths: Vec<(String, String)> = backbone
+    // Checkpoint names first (needs `&backbone`), then the layers in the same order, mutably.
+    let modules: Vec<String> = backbone
         .lora_layers()
         .into_iter()
-        .map(|(path, _)| {
-            let module = backbone.checkpoint_path(&path);
-            (path, module)
-        })
+        .map(|(path, _)| backbone.checkpoint_path(&path))
         .collect();
-    for (path, module) in paths {
+    for (module, (_, layer)) in modules.into_iter().zip(backbone.lora_layers_mut()) {
         let key_a = format!("{PREFIX}{module}.lora_A.weight");
         let key_b = format!("{PREFIX}{module}.lora_B.weight");
         let (Some(a), Some(b)) = (tensors.remove(&key_a), tensors.remove(&key_b)) else {
             continue;
         };
-        let layers = backbone.lora_layers_mut();
-        let layer = layers
-            .into_iter()
-            .find(|(p, _)| *p == path)
-            .map(|(_, l)| l)
-            .expect("the same layer list");
         let [d_in, d_out] = layer.dims();
         for (key, (shape, _), expected) in
             [(&key_a, &a, [cfg.r, d_in]), (&key_b, &b, [d_out, cfg.r])]
