@@ -10,10 +10,12 @@
 //!   tasks whose sign agrees with the elected one (disjoint mean).
 //! - [`MergeStrategy::Dare`] (Yu et al. 2024, PEFT's `dare_linear`): drop each entry of `τ_t` with
 //!   probability `drop_rate`, rescale the survivors by `1/(1 − drop_rate)`, then `Σ_t λ_t·τ_t`.
-//!   The drop masks are drawn from the backend RNG seeded with `(seed, path index, task)`.
+//!   The drop masks are drawn from a host RNG seeded with `(seed, path index, task)`.
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Distribution, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use super::task_vector::{ParamTensor, TaskVector};
@@ -83,6 +85,16 @@ pub fn merge_task_vectors<B: Backend>(
             ),
         ));
     }
+    if let Some(extra) = vectors
+        .iter()
+        .flat_map(|v| v.paths())
+        .find(|p| !first.entries().contains_key(*p))
+    {
+        return Err(ClError::MissingTensor {
+            tensor: extra.to_string(),
+            context: " in task vector 0 (merging)".into(),
+        });
+    }
     let mut merged = std::collections::BTreeMap::new();
     for (index, (path, entry)) in first.entries().iter().enumerate() {
         let mut tensors = Vec::with_capacity(vectors.len());
@@ -102,16 +114,6 @@ pub fn merge_task_vectors<B: Backend>(
                 });
             }
             tensors.push(other.value.clone());
-        }
-        if let Some(extra) = vectors
-            .iter()
-            .flat_map(|v| v.paths())
-            .find(|p| !first.entries().contains_key(*p))
-        {
-            return Err(ClError::MissingTensor {
-                tensor: extra.to_string(),
-                context: " in task vector 0 (merging)".into(),
-            });
         }
         let value = merge_tensors(&tensors, weights, strategy, index as u64)?;
         merged.insert(
@@ -179,13 +181,14 @@ pub fn merge_tensors<B: Backend>(
         }
         MergeStrategy::Dare { drop_rate, seed } => {
             let keep = 1.0 - drop_rate;
-            let masks: Vec<Tensor<B, 1>> = (0..t)
-                .map(|task| {
-                    B::seed(&device, mix_seed(seed, &[salt, task as u64]));
-                    Tensor::<B, 1>::random([n], Distribution::Bernoulli(keep), &device)
-                })
-                .collect();
-            let mask = Tensor::stack::<2>(masks, 0);
+            // Drawn on the host from their own seeded RNG: the backend RNG is global, so another
+            // thread drawing from it would change the masks.
+            let mut mask = Vec::with_capacity(t * n);
+            for task in 0..t {
+                let mut rng = StdRng::seed_from_u64(mix_seed(seed, &[salt, task as u64]));
+                mask.extend((0..n).map(|_| f32::from(u8::from(rng.random_bool(keep)))));
+            }
+            let mask = Tensor::<B, 2>::from_data(TensorData::new(mask, [t, n]), &device);
             ((stacked * mask).div_scalar(keep) * lambda)
                 .sum_dim(0)
                 .reshape([n])
