@@ -9,7 +9,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 use cl_arith::merge::merged_classifier;
 use cl_arith::{InitFrom, MergeLevel};
-use cl_core::backbone::{BertConfig, BertEncoder, add_lora};
+use cl_core::backbone::{BertEncoder, add_lora};
 use cl_core::model::PeftClassifier;
 use cl_core::peft::{LoraConfig, MergeStrategy, ParamFilter, ParamTensor, TaskVector};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -22,18 +22,7 @@ type B = NdArray<f32>;
 type Model = PeftClassifier<B, BertEncoder<B>>;
 
 fn minilm_template() -> Model {
-    let cfg = BertConfig {
-        vocab_size: 30522,
-        hidden_size: 384,
-        num_hidden_layers: 6,
-        num_attention_heads: 12,
-        intermediate_size: 1536,
-        max_position_embeddings: 512,
-        type_vocab_size: 2,
-        layer_norm_eps: 1e-12,
-        hidden_act: "gelu".into(),
-    };
-    let encoder = cfg.init::<B>(&Default::default()).expect("MiniLM shape");
+    let encoder = benchmarks::minilm::<B>();
     let mut model = PeftClassifier::new(encoder, 18, 0);
     add_lora(&mut model.backbone, &LoraConfig::default(), 1).expect("query and value exist");
     model

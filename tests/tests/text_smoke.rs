@@ -1,4 +1,4 @@
-//! End to end on real data: every baseline on a tiny text5 (MiniLM, real texts), checking that the
+//! End to end on real data: the baselines and every method on a tiny text5 (MiniLM, real texts), checking that the
 //! run completes with a full matrix and that training changed the predictions.
 
 use burn::backend::{Autodiff, NdArray};
@@ -45,6 +45,22 @@ fn tiny_text5() -> (TaskStream<Vec<u32>>, BertEncoder<B>) {
     (stream, encoder)
 }
 
+/// One epoch, batches of 8 (3 steps a task).
+fn tiny_run_config() -> RunConfig {
+    RunConfig {
+        epochs: 1,
+        batch_size: 8,
+        eval_batch_size: 32,
+        ..RunConfig::default()
+    }
+}
+
+/// Training task 1 changed its predictions.
+fn assert_learned(report: &cl_core::RunReport) {
+    assert!(report.completed);
+    assert_learned(&report);
+}
+
 #[test]
 fn baselines_run_on_tiny_text5() {
     let (stream, encoder) = tiny_text5();
@@ -58,26 +74,16 @@ fn baselines_run_on_tiny_text5() {
             0,
         )
         .unwrap();
-        let run_cfg = RunConfig {
-            epochs: 1,
-            batch_size: 8,
-            eval_batch_size: 32,
-            ..RunConfig::default()
-        };
+        let run_cfg = tiny_run_config();
         let report = run(&mut method, &stream, &run_cfg, &device).unwrap();
         eprintln!("{}", report.summary());
-        assert!(report.completed);
         assert!(
             report
                 .tasks
                 .iter()
                 .all(|t| t.steps == 3 && t.last_epoch_loss.is_finite())
         );
-        assert_ne!(
-            report.matrix.rows()[0],
-            report.initial_accuracy,
-            "training task 1 changed nothing"
-        );
+        assert_learned(&report);
     }
 }
 
@@ -96,22 +102,99 @@ fn arith_runs_on_tiny_text5_without_task_ids_or_data() {
         ..ArithConfig::default()
     };
     let mut method = Arith::new(cfg, encoder, stream.num_classes(), 0).unwrap();
-    let run_cfg = RunConfig {
-        epochs: 1,
-        batch_size: 8,
-        eval_batch_size: 32,
-        ..RunConfig::default()
-    };
+    let run_cfg = tiny_run_config();
     let report = run(&mut method, &stream, &run_cfg, &Default::default()).unwrap();
     eprintln!("{}\nλ = {:?}", report.summary(), method.lambdas());
-    assert!(report.completed);
     assert_eq!(method.task_vectors().len(), 5);
     assert!(report.tasks.iter().all(|t| t.params.stored_examples == 0));
     assert_eq!(method.lambdas().len(), 5);
     assert!(method.task_vectors().iter().all(|tau| tau.l2_norm() > 0.0));
-    assert_ne!(
-        report.matrix.rows()[0],
-        report.initial_accuracy,
-        "training task 1 changed nothing"
+    assert_learned(&report);
+}
+
+#[test]
+fn ilora_runs_on_tiny_text5_with_hidden_state_consistency() {
+    use cl_core::peft::{ParamFilter, TaskVector};
+    use cl_core::stream::replay::{MemoryKind, ReplayConfig};
+    use cl_ilora::{ConsistencyConfig, EmaConfig, EmaSchedule, ILora, ILoraConfig};
+
+    let (stream, encoder) = tiny_text5();
+    let cfg = ILoraConfig {
+        optimizer: OptimizerConfig {
+            lr: 5e-3,
+            weight_decay: 0.0,
+        },
+        replay: ReplayConfig {
+            memory: MemoryKind::Reservoir,
+            capacity: 12,
+            ..ReplayConfig::default()
+        },
+        ema: EmaConfig {
+            schedule: EmaSchedule::Capped,
+            alpha: 0.25,
+        },
+        // The middle layer's token states and the last hidden state.
+        consistency: ConsistencyConfig {
+            weight: 1.0,
+            layers: vec![3, -1],
+        },
+        ..ILoraConfig::default()
+    };
+    let mut method = ILora::new(cfg, encoder, stream.num_classes(), 0).unwrap();
+    let run_cfg = tiny_run_config();
+    let report = run(&mut method, &stream, &run_cfg, &Default::default()).unwrap();
+    eprintln!("{}", report.summary());
+    assert_eq!(report.tasks[4].params.stored_examples, 12);
+    assert!(report.tasks.iter().all(|t| t.last_epoch_loss.is_finite()));
+    assert_learned(&report);
+    use burn::module::AutodiffModule;
+    let fast = TaskVector::snapshot(&method.fast().valid(), &ParamFilter::Lora);
+    let slow = TaskVector::snapshot(method.slow().unwrap(), &ParamFilter::Lora);
+    assert!(
+        fast.sub(&slow).unwrap().l2_norm() > 0.0,
+        "the slow learner lags"
     );
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        method
+            .export_peft("sentence-transformers/all-MiniLM-L6-v2", dir.path())
+            .unwrap(),
+        12,
+        "query and value of 6 layers"
+    );
+}
+
+#[test]
+fn rkif_runs_on_tiny_text5_with_fusion_cycles() {
+    use cl_core::stream::replay::ReplayConfig;
+    use cl_rkif::{Rkif, RkifConfig};
+
+    let (stream, encoder) = tiny_text5();
+    let cfg = RkifConfig {
+        optimizer: OptimizerConfig {
+            lr: 5e-3,
+            weight_decay: 0.0,
+        },
+        replay: ReplayConfig {
+            min_per_task: 2,
+            ..ReplayConfig::default()
+        },
+        inner_steps: 2,
+        outer_steps: 1,
+        ..RkifConfig::default()
+    };
+    let mut method = Rkif::new(cfg, encoder, stream.num_classes(), 0).unwrap();
+    let run_cfg = tiny_run_config();
+    let report = run(&mut method, &stream, &run_cfg, &Default::default()).unwrap();
+    eprintln!("{}", report.summary());
+    // 3 steps a task, K = 2: a full cycle and a partial one per task.
+    assert_eq!(method.cycles(), 10);
+    assert_eq!(
+        report.tasks[4].params.stored_examples, 10,
+        "2 rows of each of the 5 tasks"
+    );
+    let shares = method.last_mask_shares().expect("tasks 2-5 fuse");
+    assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    assert!(report.tasks.iter().all(|t| t.last_epoch_loss.is_finite()));
+    assert_learned(&report);
 }

@@ -15,6 +15,8 @@ use cl_core::{RunConfig, run as run_stream};
 use cl_data::fetch::package_dir;
 use cl_data::manifest::{MINILM, TEXT};
 use cl_data::text::{TextStreamConfig, TextStreamKind, text_stream};
+use cl_ilora::{ILora, ILoraConfig};
+use cl_rkif::{Rkif, RkifConfig};
 use clap::Args;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -22,14 +24,17 @@ use serde::de::DeserializeOwned;
 use crate::backend::{self, OnBackend};
 
 /// Methods `--method` accepts.
-pub const METHOD_NAMES: [&str; 5] = ["seq-lora", "inc-lora", "replay", "mtl", "arith"];
+pub const METHOD_NAMES: [&str; 7] = [
+    "seq-lora", "inc-lora", "replay", "mtl", "arith", "ilora", "rkif",
+];
 /// Streams `--stream` accepts.
 pub const STREAM_NAMES: [&str; 3] = ["text5", "text15", "synthetic"];
 
 /// Arguments of `cl run`.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Method: seq-lora, inc-lora, replay, mtl (baselines) or arith (cl-arith).
+    /// Method: seq-lora, inc-lora, replay, mtl (baselines), arith (cl-arith), ilora (cl-ilora)
+    /// or rkif (cl-rkif).
     #[arg(long)]
     method: String,
     /// Task stream: text5, text15 (MiniLM, real data) or synthetic (tiny MLP, for smoke tests).
@@ -78,6 +83,9 @@ pub struct RunArgs {
     #[arg(long, default_value_t = backend::default_name().to_string())]
     backend: String,
 }
+
+/// The base model a PEFT adapter exported from a MiniLM run refers to.
+const MINILM_HUB_NAME: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
 /// Sizes of a text run.
 #[derive(Debug, Clone, Copy)]
@@ -137,6 +145,22 @@ pub fn run(args: RunArgs) -> Result<()> {
                 },
             },
         ),
+        None if args.method == "rkif" => MethodSpec::Rkif(match &args.config {
+            Some(path) => read_json(path).with_context(|| read(path))?,
+            None => RkifConfig {
+                lora: default_lora(synthetic),
+                optimizer: default_optimizer(synthetic),
+                ..RkifConfig::default()
+            },
+        }),
+        None if args.method == "ilora" => MethodSpec::ILora(match &args.config {
+            Some(path) => read_json(path).with_context(|| read(path))?,
+            None => ILoraConfig {
+                lora: default_lora(synthetic),
+                optimizer: default_optimizer(synthetic),
+                ..ILoraConfig::default()
+            },
+        }),
         None => MethodSpec::Arith(match &args.config {
             Some(path) => read_json(path).with_context(|| read(path))?,
             None => ArithConfig {
@@ -187,6 +211,8 @@ fn default_optimizer(synthetic: bool) -> OptimizerConfig {
 enum MethodSpec {
     Baseline(Baseline, BaselineConfig),
     Arith(ArithConfig),
+    ILora(ILoraConfig),
+    Rkif(RkifConfig),
 }
 
 struct Job {
@@ -286,6 +312,29 @@ where
             let mut method = Arith::new(cfg.clone(), backbone, classes, args.seed)?;
             let report = run_stream(&mut method, &stream, &run_cfg, device)?;
             println!("arith λ: {:?}", method.lambdas());
+            report
+        }
+        MethodSpec::Rkif(cfg) => {
+            let mut method = Rkif::new(cfg.clone(), backbone, classes, args.seed)?;
+            let report = run_stream(&mut method, &stream, &run_cfg, device)?;
+            println!(
+                "rkif: {} cycles; last fusion's mask shares (inner only, outer only, both, neither): {:?}",
+                method.cycles(),
+                method.last_mask_shares()
+            );
+            report
+        }
+        MethodSpec::ILora(cfg) => {
+            let mut method = ILora::new(cfg.clone(), backbone, classes, args.seed)?;
+            let report = run_stream(&mut method, &stream, &run_cfg, device)?;
+            if let Some(out) = &args.out
+                && report.completed
+                && args.stream != "synthetic"
+            {
+                let dir = out.join("adapter");
+                method.export_peft(MINILM_HUB_NAME, &dir)?;
+                println!("slow learner's LoRA (PEFT format): {}", dir.display());
+            }
             report
         }
     };

@@ -9,6 +9,8 @@ use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::backbone::Backbone;
 use crate::backbone::mlp::seeded_linear;
+use crate::peft::param_paths;
+use crate::stream::{Example, Scenario, TaskInfo};
 
 /// Backbone + classification head.
 #[derive(Module, Debug)]
@@ -35,6 +37,43 @@ impl<B: Backend, M: Backbone<B>> PeftClassifier<B, M> {
     /// Number of classes of the head.
     pub fn num_classes(&self) -> usize {
         self.head.weight.dims()[1]
+    }
+}
+
+impl<B: Backend, M: Backbone<B>> PeftClassifier<B, M> {
+    /// Parameter counts: `(trainable, adapters_and_head)`: the elements that require gradients
+    /// now, and those of every LoRA factor and of the head (what a PEFT method stores).
+    pub fn lora_param_counts(&self) -> (usize, usize) {
+        let mut trainable = 0;
+        let mut stored = 0;
+        for (path, dims, grad) in param_paths::<B, _>(self) {
+            let n: usize = dims.iter().product();
+            if grad {
+                trainable += n;
+            }
+            if path.contains(".lora_") || path.starts_with("head.") {
+                stored += n;
+            }
+        }
+        (trainable, stored)
+    }
+}
+
+/// The classes each example may be predicted as during training: its task's classes in the
+/// task-incremental scenario (`tasks` indexed by task id, the last one being the current task),
+/// `None` (every class) in the class-incremental one.
+pub fn allowed_classes<'a, X>(
+    tasks: &'a [TaskInfo],
+    examples: &[Example<X>],
+) -> Option<Vec<&'a [usize]>> {
+    match tasks.last().map(|t| t.scenario) {
+        Some(Scenario::TaskIncremental) => Some(
+            examples
+                .iter()
+                .map(|e| tasks[e.task].classes.as_slice())
+                .collect(),
+        ),
+        _ => None,
     }
 }
 

@@ -17,7 +17,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
-use super::Backbone;
+use super::{Backbone, HiddenStates};
 use crate::error::{ClError, Result};
 use crate::peft::{Adapter, AdapterConfig, LoraLinear};
 
@@ -243,6 +243,18 @@ impl<B: Backend> BertEncoder<B> {
     /// Last hidden states `[batch, len, d]` for `ids: [batch, len]` and `mask: [batch, len]`
     /// (1 for tokens, 0 for padding).
     pub fn hidden_states(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Tensor<B, 3> {
+        self.all_hidden_states(ids, mask, &[]).0
+    }
+
+    /// Last hidden states (as [`BertEncoder::hidden_states`]) and the states `keep` selects,
+    /// numbered as Hugging Face's `output_hidden_states`: 0 = embedding output, `i` = output of
+    /// layer `i` (so `num_hidden_layers` is the last). Each is `[batch, len, d]`.
+    pub fn all_hidden_states(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        mask: Tensor<B, 2>,
+        keep: &[usize],
+    ) -> (Tensor<B, 3>, Vec<Tensor<B, 3>>) {
         let [batch, len] = ids.dims();
         let device = ids.device();
         let positions = Tensor::<B, 1, Int>::arange(0..len as i64, &device)
@@ -259,20 +271,47 @@ impl<B: Backend> BertEncoder<B> {
             .add_scalar(1.0)
             .mul_scalar(-10_000.0)
             .reshape([batch, 1, 1, len]);
-        for layer in &self.layers {
+        let mut states: Vec<Option<Tensor<B, 3>>> = vec![None; keep.len()];
+        let mut record = |index: usize, h: &Tensor<B, 3>| {
+            for (slot, &k) in states.iter_mut().zip(keep) {
+                if k == index {
+                    *slot = Some(h.clone());
+                }
+            }
+        };
+        record(0, &h);
+        for (i, layer) in self.layers.iter().enumerate() {
             h = layer.forward(h, mask_bias.clone());
+            record(i + 1, &h);
         }
-        h
+        let states = states
+            .into_iter()
+            .zip(keep)
+            .map(|(s, k)| {
+                s.unwrap_or_else(|| {
+                    panic!(
+                        "hidden state {k} does not exist ({} layers)",
+                        self.layers.len()
+                    )
+                })
+            })
+            .collect();
+        (h, states)
     }
 
-    /// Mean of the hidden states over real tokens: `[batch, d]`.
-    pub fn mean_pooled(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Tensor<B, 2> {
+    /// Masked mean over tokens of `h: [batch, len, d]` with `mask: [batch, len]`: `[batch, d]`.
+    fn mean_pool(h: Tensor<B, 3>, mask: Tensor<B, 2>) -> Tensor<B, 2> {
         let [batch, len] = mask.dims();
-        let h = self.hidden_states(ids, mask.clone());
         let m = mask.reshape([batch, len, 1]);
         let summed = (h * m.clone()).sum_dim(1).squeeze_dim::<2>(1);
         let counts = m.sum_dim(1).squeeze_dim::<2>(1).clamp_min(1e-9);
         summed / counts
+    }
+
+    /// Mean of the hidden states over real tokens: `[batch, d]`.
+    pub fn mean_pooled(&self, ids: Tensor<B, 2, Int>, mask: Tensor<B, 2>) -> Tensor<B, 2> {
+        let h = self.hidden_states(ids, mask.clone());
+        Self::mean_pool(h, mask)
     }
 }
 
@@ -309,6 +348,22 @@ impl<B: Backend> Backbone<B> for BertEncoder<B> {
     fn features(&self, inputs: &[&TokenIds]) -> Tensor<B, 2> {
         let (ids, mask) = pad_batch::<B>(inputs, &self.device());
         self.mean_pooled(ids, mask)
+    }
+
+    /// `num_hidden_layers + 1` states: the embedding output, then each layer's output.
+    fn num_layer_states(&self) -> usize {
+        self.layers.len() + 1
+    }
+
+    /// Token states `[batch, len, d]` of the padded batch; `mask` marks the real tokens.
+    fn layer_states(&self, inputs: &[&TokenIds], layers: &[usize]) -> HiddenStates<B> {
+        let (ids, mask) = pad_batch::<B>(inputs, &self.device());
+        let (last, states) = self.all_hidden_states(ids, mask.clone(), layers);
+        HiddenStates {
+            features: Self::mean_pool(last, mask.clone()),
+            layers: states,
+            mask,
+        }
     }
 
     fn lora_layers(&self) -> Vec<(String, &LoraLinear<B>)> {

@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::Backbone;
+use super::{Backbone, HiddenStates};
 use crate::error::{ClError, Result};
 use crate::peft::LoraLinear;
 use crate::stream::mix_seed;
@@ -84,14 +84,9 @@ pub fn seeded_linear<B: Backend>(
     }
 }
 
-impl<B: Backend> Backbone<B> for MlpBackbone<B> {
-    type Input = Vec<f32>;
-
-    fn feature_dim(&self) -> usize {
-        self.layers.last().map_or(0, |l| l.dims()[1])
-    }
-
-    fn features(&self, inputs: &[&Vec<f32>]) -> Tensor<B, 2> {
+impl<B: Backend> MlpBackbone<B> {
+    /// Every layer's output `[batch, d_{i+1}]`, in order.
+    fn layer_outputs(&self, inputs: &[&Vec<f32>]) -> Vec<Tensor<B, 2>> {
         let d = self.layers[0].dims()[0];
         let flat: Vec<f32> = inputs
             .iter()
@@ -101,10 +96,47 @@ impl<B: Backend> Backbone<B> for MlpBackbone<B> {
             })
             .collect();
         let mut h = Tensor::from_data(TensorData::new(flat, [inputs.len(), d]), &self.device());
+        let mut outputs = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
             h = relu(layer.forward(h));
+            outputs.push(h.clone());
         }
-        h
+        outputs
+    }
+}
+
+impl<B: Backend> Backbone<B> for MlpBackbone<B> {
+    type Input = Vec<f32>;
+
+    fn feature_dim(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.dims()[1])
+    }
+
+    fn features(&self, inputs: &[&Vec<f32>]) -> Tensor<B, 2> {
+        self.layer_outputs(inputs)
+            .pop()
+            .expect("at least one layer")
+    }
+
+    /// State `i` is the output of layer `i` (after its ReLU); the last is the features.
+    fn num_layer_states(&self) -> usize {
+        self.layers.len()
+    }
+
+    fn layer_states(&self, inputs: &[&Vec<f32>], layers: &[usize]) -> HiddenStates<B> {
+        let outputs = self.layer_outputs(inputs);
+        let batch = inputs.len();
+        HiddenStates {
+            features: outputs.last().expect("at least one layer").clone(),
+            layers: layers
+                .iter()
+                .map(|&i| {
+                    let width = outputs[i].dims()[1];
+                    outputs[i].clone().reshape([batch, 1, width])
+                })
+                .collect(),
+            mask: Tensor::ones([batch, 1], &self.device()),
+        }
     }
 
     fn lora_layers(&self) -> Vec<(String, &LoraLinear<B>)> {

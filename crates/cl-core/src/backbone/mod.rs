@@ -33,6 +33,27 @@ pub trait Backbone<B: Backend>: Module<B> + ModuleDisplay {
     /// Pooled features of a batch: `[batch, feature_dim]`, on the backbone's device.
     fn features(&self, inputs: &[&Self::Input]) -> Tensor<B, 2>;
 
+    /// How many hidden states [`Backbone::layer_states`] can return (indices `0..n`).
+    /// The default exposes one: the pooled features.
+    fn num_layer_states(&self) -> usize {
+        1
+    }
+
+    /// Pooled features and the hidden states `layers` selects, in one forward pass (for
+    /// consistency losses such as I-LoRA's). The default's only state, index 0, is the pooled
+    /// features as `[batch, 1, feature_dim]`. Indices must be below [`Backbone::num_layer_states`]
+    /// (methods check this once, with [`resolve_layer_states`]).
+    fn layer_states(&self, inputs: &[&Self::Input], layers: &[usize]) -> HiddenStates<B> {
+        let features = self.features(inputs);
+        let [batch, dim] = features.dims();
+        let state = features.clone().reshape([batch, 1, dim]);
+        HiddenStates {
+            layers: layers.iter().map(|_| state.clone()).collect(),
+            mask: Tensor::ones([batch, 1], &features.device()),
+            features,
+        }
+    }
+
     /// Every LoRA-capable linear layer with its module path (e.g. `layers.0.attention.query`).
     fn lora_layers(&self) -> Vec<(String, &LoraLinear<B>)>;
 
@@ -58,6 +79,40 @@ pub trait Backbone<B: Backend>: Module<B> + ModuleDisplay {
             "this backbone has no adapter slots (use LoRA)",
         ))
     }
+}
+
+/// A batch's pooled features with some of its hidden states (see [`Backbone::layer_states`]).
+#[derive(Debug, Clone)]
+pub struct HiddenStates<B: Backend> {
+    /// Pooled features `[batch, feature_dim]`, exactly what [`Backbone::features`] returns.
+    pub features: Tensor<B, 2>,
+    /// One tensor per requested state, `[batch, positions, width]` (positions: tokens of a
+    /// padded text batch; 1 for a vector input).
+    pub layers: Vec<Tensor<B, 3>>,
+    /// `[batch, positions]`: 1 at real positions, 0 at padding.
+    pub mask: Tensor<B, 2>,
+}
+
+/// Resolves configured hidden-state indices against a backbone with `available` states:
+/// `i ≥ 0` is state `i`, `-k` the `k`-th from the end (`-1` = last). Errors name `field`.
+pub fn resolve_layer_states(field: &str, wanted: &[i64], available: usize) -> Result<Vec<usize>> {
+    if wanted.is_empty() {
+        return Err(ClError::config(field, "lists no hidden state"));
+    }
+    wanted
+        .iter()
+        .map(|&i| {
+            let resolved = if i < 0 { available as i64 + i } else { i };
+            if resolved < 0 || resolved >= available as i64 {
+                Err(ClError::config(
+                    field,
+                    format!("hidden state {i} does not exist; the backbone has {available} (0..{available}, or -1 for the last)"),
+                ))
+            } else {
+                Ok(resolved as usize)
+            }
+        })
+        .collect()
 }
 
 /// Pattern of the parameter paths of Houlsby adapters (for [`crate::peft::ParamFilter::Patterns`]).

@@ -29,10 +29,11 @@ use crate::backbone::{TrainableBackbone, add_lora, freeze_adapters};
 use crate::checkpoint::{load_module, read_json, save_module, write_json};
 use crate::error::{ClError, Result};
 use crate::method::{EvalContext, Method, ParamCounts, StepStats};
-use crate::model::{PeftClassifier, cross_entropy};
-use crate::peft::{LoraConfig, ParamFilter, TaskVector, param_paths};
-use crate::stream::replay::{ReplayMemory, TaskFractionMemory};
-use crate::stream::{Example, Scenario, TaskInfo, mix_seed};
+use crate::model::{PeftClassifier, allowed_classes, cross_entropy};
+use crate::peft::{LoraConfig, ParamFilter, TaskVector};
+pub use crate::stream::replay::ReplayConfig;
+use crate::stream::replay::{MemoryKind, ReplayMemory, ReplayStore};
+use crate::stream::{Example, TaskInfo, mix_seed};
 
 /// Which baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,34 +90,21 @@ pub struct OptimizerConfig {
     pub weight_decay: f32,
 }
 
+impl OptimizerConfig {
+    /// A fresh AdamW with this weight decay for module `M` (the learning rate is passed at each
+    /// step).
+    pub fn adamw<B: AutodiffBackend, M: AutodiffModule<B>>(&self) -> OptimizerAdaptor<AdamW, M, B> {
+        AdamWConfig::new()
+            .with_weight_decay(self.weight_decay)
+            .init()
+    }
+}
+
 impl Default for OptimizerConfig {
     fn default() -> Self {
         Self {
             lr: 1e-3,
             weight_decay: 0.0,
-        }
-    }
-}
-
-/// Replay memory settings (LoRAReplay).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReplayConfig {
-    /// Fraction of each finished task's training split kept (the papers' 2%).
-    pub fraction: f64,
-    /// At least this many examples per task.
-    pub min_per_task: usize,
-    /// Replay examples appended to each batch; `None` = as many as the current batch.
-    #[serde(default)]
-    pub batch_size: Option<usize>,
-}
-
-impl Default for ReplayConfig {
-    fn default() -> Self {
-        Self {
-            fraction: 0.02,
-            min_per_task: 1,
-            batch_size: None,
         }
     }
 }
@@ -143,10 +131,7 @@ impl BaselineConfig {
         if !(self.optimizer.lr > 0.0 && self.optimizer.lr.is_finite()) {
             return Err(ClError::config("optimizer.lr", "must be a positive number"));
         }
-        if !(self.replay.fraction > 0.0 && self.replay.fraction <= 1.0) {
-            return Err(ClError::config("replay.fraction", "must be in (0, 1]"));
-        }
-        Ok(())
+        self.replay.validate("replay")
     }
 }
 
@@ -157,8 +142,8 @@ pub struct LoraBaseline<B: AutodiffBackend, M: TrainableBackbone<B>> {
     seed: u64,
     model: PeftClassifier<B, M>,
     optim: OptimizerAdaptor<AdamW, PeftClassifier<B, M>, B>,
-    /// Replay memory: a fraction of each finished task (LoRAReplay) or all of it (MTL).
-    memory: TaskFractionMemory<M::Input>,
+    /// Replay memory: what `replay` configures (LoRAReplay) or all of every task (MTL).
+    memory: ReplayStore<M::Input>,
     tasks: Vec<TaskInfo>,
     step: usize,
 }
@@ -178,16 +163,19 @@ where
     ) -> Result<Self> {
         cfg.validate()?;
         let model = PeftClassifier::new(backbone, num_classes, mix_seed(seed, &[0]));
-        let fraction = if kind == Baseline::Mtl {
-            1.0
+        let memory_cfg = if kind == Baseline::Mtl {
+            ReplayConfig {
+                memory: MemoryKind::TaskFraction,
+                fraction: 1.0,
+                ..cfg.replay.clone()
+            }
         } else {
-            cfg.replay.fraction
+            cfg.replay.clone()
         };
-        let memory =
-            TaskFractionMemory::new(fraction, cfg.replay.min_per_task, mix_seed(seed, &[3]));
+        let memory = memory_cfg.build(mix_seed(seed, &[3]));
         Ok(Self {
             kind,
-            optim: Self::optimizer(&cfg.optimizer),
+            optim: cfg.optimizer.adamw(),
             cfg,
             seed,
             model,
@@ -195,12 +183,6 @@ where
             tasks: Vec::new(),
             step: 0,
         })
-    }
-
-    fn optimizer(cfg: &OptimizerConfig) -> OptimizerAdaptor<AdamW, PeftClassifier<B, M>, B> {
-        AdamWConfig::new()
-            .with_weight_decay(cfg.weight_decay)
-            .init()
     }
 
     /// The classifier (for tests and inspection).
@@ -230,7 +212,7 @@ where
             Baseline::SeqLora | Baseline::IncLora => batch.to_vec(),
             Baseline::LoraReplay | Baseline::Mtl => {
                 let n = match self.kind {
-                    Baseline::LoraReplay => self.cfg.replay.batch_size.unwrap_or(batch.len()),
+                    Baseline::LoraReplay => self.cfg.replay.replay_batch(batch.len()),
                     _ => batch.len(),
                 };
                 let mut all = batch.to_vec();
@@ -256,7 +238,7 @@ where
     fn begin_task(&mut self, task: &TaskInfo, _train: &[Example<M::Input>]) -> Result<()> {
         self.tasks.push(task.clone());
         self.add_task_adapters(task)?;
-        self.optim = Self::optimizer(&self.cfg.optimizer);
+        self.optim = self.cfg.optimizer.adamw();
         self.step = 0;
         Ok(())
     }
@@ -265,15 +247,7 @@ where
         let examples = self.training_examples(batch);
         let inputs: Vec<&M::Input> = examples.iter().map(|e| &e.input).collect();
         let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
-        let allowed: Option<Vec<&[usize]>> = match self.tasks.last().map(|t| t.scenario) {
-            Some(Scenario::TaskIncremental) => Some(
-                examples
-                    .iter()
-                    .map(|e| self.tasks[e.task].classes.as_slice())
-                    .collect(),
-            ),
-            _ => None,
-        };
+        let allowed = allowed_classes(&self.tasks, &examples);
         let logits = self.model.forward(&inputs);
         let loss = cross_entropy(logits, &labels, allowed.as_deref());
         let value: f64 = loss.clone().into_scalar().elem::<f64>();
@@ -305,17 +279,10 @@ where
     }
 
     fn param_counts(&self) -> ParamCounts {
-        let params = param_paths::<B, _>(&self.model);
-        let count = |keep: &dyn Fn(&str, bool) -> bool| -> usize {
-            params
-                .iter()
-                .filter(|(p, _, g)| keep(p, *g))
-                .map(|(_, s, _)| s.iter().product::<usize>())
-                .sum()
-        };
+        let (trainable, stored) = self.model.lora_param_counts();
         ParamCounts {
-            trainable: count(&|_, grad| grad),
-            stored: count(&|p, _| p.contains(".lora_") || p.starts_with("head.")),
+            trainable,
+            stored,
             stored_examples: self.memory.examples().len(),
         }
     }

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
 
 use super::lora::matches_target;
@@ -224,6 +224,12 @@ impl<B: Backend> TaskVector<B> {
         self.write(module, WriteMode::Assign)
     }
 
+    /// `θ ← (1 − weight)·θ + weight·τ` for every covered path: moves a module toward these values
+    /// (an exponential moving average step with `α = 1 − weight`), on the device.
+    pub fn interpolate_into<M: Module<B>>(&self, module: M, weight: f64) -> Result<M> {
+        self.write(module, WriteMode::Lerp(weight))
+    }
+
     fn write<M: Module<B>>(&self, module: M, mode: WriteMode) -> Result<M> {
         let mut writer = Writer {
             stack: Vec::new(),
@@ -243,6 +249,47 @@ impl<B: Backend> TaskVector<B> {
             });
         }
         Ok(module)
+    }
+}
+
+impl<B: AutodiffBackend> TaskVector<B> {
+    /// Values of the inner backend as constants of the autodiff backend (to write into a module
+    /// being trained); no data is copied.
+    pub fn from_inner(inner: TaskVector<B::InnerBackend>) -> Self {
+        TaskVector {
+            entries: inner
+                .entries
+                .into_iter()
+                .map(|(path, p)| {
+                    (
+                        path,
+                        ParamTensor {
+                            value: Tensor::from_inner(p.value),
+                            shape: p.shape,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The same values on the inner (non-autodiff) backend; no data is copied.
+    pub fn inner(&self) -> TaskVector<B::InnerBackend> {
+        TaskVector {
+            entries: self
+                .entries
+                .iter()
+                .map(|(path, p)| {
+                    (
+                        path.clone(),
+                        ParamTensor {
+                            value: p.value.clone().inner(),
+                            shape: p.shape.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        }
     }
 }
 
@@ -310,6 +357,7 @@ impl<B: Backend> ModuleVisitor<B> for Collector<'_, B> {
 #[derive(Clone, Copy)]
 enum WriteMode {
     Add(f64),
+    Lerp(f64),
     Assign,
 }
 
@@ -351,6 +399,9 @@ impl<B: Backend> ModuleMapper<B> for Writer<'_, B> {
             let require_grad = tensor.is_require_grad();
             let updated = match mode {
                 WriteMode::Add(factor) => tensor.detach() + value.mul_scalar(factor),
+                WriteMode::Lerp(weight) => {
+                    tensor.detach().mul_scalar(1.0 - weight) + value.mul_scalar(weight)
+                }
                 WriteMode::Assign => value,
             };
             updated.detach().set_require_grad(require_grad)
@@ -363,6 +414,7 @@ mod tests {
     use super::*;
     use crate::peft::{LoraConfig, LoraLinear};
     use burn::backend::{Autodiff, NdArray};
+    use burn::module::AutodiffModule;
     use burn::nn::LinearConfig;
 
     type B = NdArray<f32>;
@@ -461,5 +513,25 @@ mod tests {
         let l = tau.apply(l, 0.1).unwrap();
         assert!(!l.base.weight.is_require_grad());
         assert!(l.adapters[0].lora_a.is_require_grad());
+    }
+
+    #[test]
+    fn interpolate_moves_toward_the_values_on_the_inner_backend() {
+        let device = Default::default();
+        let mut fast = LoraLinear::frozen(LinearConfig::new(4, 3).init::<Autodiff<B>>(&device));
+        fast.push_adapter(&LoraConfig::default(), 1);
+        let slow = fast.valid();
+        let before = slow.adapters[0].lora_a.val();
+        // Move the fast factor to a known value, then one EMA step with α = 0.75.
+        let target = TaskVector::snapshot(&fast, &ParamFilter::Lora).scale(3.0);
+        let fast = target.assign(fast).unwrap();
+        let step = TaskVector::snapshot(&fast, &ParamFilter::Trainable).inner();
+        let slow = step.interpolate_into(slow, 0.25).unwrap();
+        let expected = before.clone().mul_scalar(0.75) + before.mul_scalar(3.0 * 0.25);
+        let diff = (slow.adapters[0].lora_a.val() - expected)
+            .abs()
+            .max()
+            .into_scalar();
+        assert!(diff < 1e-6, "{diff}");
     }
 }

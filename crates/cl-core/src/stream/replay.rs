@@ -141,6 +141,118 @@ impl<X: Clone> ReplayMemory<X> for TaskFractionMemory<X> {
     }
 }
 
+/// Which replay memory a method keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemoryKind {
+    /// A seeded, class-stratified `fraction` of each finished task ([`TaskFractionMemory`]).
+    #[default]
+    TaskFraction,
+    /// A reservoir of `capacity` examples over every finished task's training split, each example
+    /// offered once ([`ReservoirBuffer`]).
+    Reservoir,
+}
+
+/// Replay memory settings, shared by every method that replays (LoRAReplay, I-LoRA,
+/// Recurrent-KIF), so that a comparison can give them the same buffer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplayConfig {
+    /// Which memory.
+    pub memory: MemoryKind,
+    /// Task-fraction memory: share of each finished task's training split kept (the papers' 2%).
+    pub fraction: f64,
+    /// Task-fraction memory: at least this many examples per task.
+    pub min_per_task: usize,
+    /// Reservoir memory: examples held (I-LoRA's 500).
+    pub capacity: usize,
+    /// Replay examples drawn for each step; `None` = as many as the current batch.
+    pub batch_size: Option<usize>,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        Self {
+            memory: MemoryKind::TaskFraction,
+            fraction: 0.02,
+            min_per_task: 1,
+            capacity: 500,
+            batch_size: None,
+        }
+    }
+}
+
+impl ReplayConfig {
+    /// Checks the fields the chosen memory uses; errors name them (prefixed by `field`).
+    pub fn validate(&self, field: &str) -> crate::error::Result<()> {
+        use crate::error::ClError;
+        match self.memory {
+            MemoryKind::TaskFraction if !(self.fraction > 0.0 && self.fraction <= 1.0) => Err(
+                ClError::config(format!("{field}.fraction"), "must be in (0, 1]"),
+            ),
+            MemoryKind::Reservoir if self.capacity == 0 => Err(ClError::config(
+                format!("{field}.capacity"),
+                "must be positive",
+            )),
+            _ if self.batch_size == Some(0) => Err(ClError::config(
+                format!("{field}.batch_size"),
+                "must be positive (or absent: as many as the current batch)",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// An empty memory of this kind whose random choices derive from `seed`.
+    pub fn build<X: Clone>(&self, seed: u64) -> ReplayStore<X> {
+        match self.memory {
+            MemoryKind::TaskFraction => ReplayStore::TaskFraction(TaskFractionMemory::new(
+                self.fraction,
+                self.min_per_task,
+                seed,
+            )),
+            MemoryKind::Reservoir => {
+                ReplayStore::Reservoir(ReservoirBuffer::new(self.capacity, seed))
+            }
+        }
+    }
+
+    /// Replay examples to draw for a current batch of `current` examples.
+    pub fn replay_batch(&self, current: usize) -> usize {
+        self.batch_size.unwrap_or(current)
+    }
+}
+
+/// The memory a [`ReplayConfig`] builds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplayStore<X> {
+    /// Per-task fraction.
+    TaskFraction(TaskFractionMemory<X>),
+    /// Reservoir.
+    Reservoir(ReservoirBuffer<X>),
+}
+
+impl<X: Clone> ReplayStore<X> {
+    /// Stores what the memory keeps of a finished task's training split.
+    pub fn add_task(&mut self, task: TaskId, train: &[Example<X>]) {
+        match self {
+            ReplayStore::TaskFraction(m) => {
+                m.add_task(task, train);
+            }
+            ReplayStore::Reservoir(m) => m.extend(train.iter().cloned()),
+        }
+    }
+}
+
+impl<X: Clone> ReplayMemory<X> for ReplayStore<X> {
+    fn examples(&self) -> &[Example<X>] {
+        match self {
+            ReplayStore::TaskFraction(m) => m.examples(),
+            ReplayStore::Reservoir(m) => m.examples(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +358,40 @@ mod tests {
             .map(|e| e.label)
             .collect();
         assert_eq!(classes.len(), 2, "stratified: both classes kept");
+    }
+
+    #[test]
+    fn replay_config_builds_either_memory() {
+        let train: Vec<_> = (0..100).map(ex).collect();
+        let mut fraction = ReplayConfig::default().build::<usize>(3);
+        fraction.add_task(0, &train);
+        assert_eq!(fraction.examples().len(), 2);
+        let reservoir_cfg = ReplayConfig {
+            memory: MemoryKind::Reservoir,
+            capacity: 30,
+            ..ReplayConfig::default()
+        };
+        let mut reservoir = reservoir_cfg.build::<usize>(3);
+        reservoir.add_task(0, &train);
+        reservoir.add_task(1, &train);
+        assert_eq!(reservoir.examples().len(), 30);
+        let cfg: ReplayConfig =
+            serde_json::from_str(r#"{"memory": "reservoir", "capacity": 7}"#).unwrap();
+        assert_eq!(
+            (cfg.memory, cfg.capacity, cfg.fraction),
+            (MemoryKind::Reservoir, 7, 0.02)
+        );
+        let err = serde_json::from_str::<ReplayConfig>(r#"{"capasity": 7}"#).unwrap_err();
+        assert!(err.to_string().contains("capasity"), "{err}");
+        let bad = ReplayConfig {
+            capacity: 0,
+            ..reservoir_cfg
+        };
+        assert!(
+            bad.validate("replay")
+                .unwrap_err()
+                .to_string()
+                .contains("replay.capacity")
+        );
     }
 }

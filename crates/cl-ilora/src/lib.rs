@@ -1,0 +1,22 @@
+//! cl-ilora: I-LoRA (seed 001, "Analyzing and Reducing Catastrophic Forgetting in Parameter
+//! Efficient Tuning").
+//!
+//! Two LoRA learners share one frozen backbone: the fast learner `θ_w` is trained by AdamW on the
+//! current batch plus an equally large replay batch; the slow learner `θ_l` follows it by an
+//! exponential moving average after every optimiser step, `θ_l ← α·θ_l + (1 − α)·θ_w`. An
+//! embedding-consistency loss pulls the fast learner's hidden states on the replay batch up to
+//! the slow learner's where those are larger: `MSE(h_w, max(h_w, h_l))`. Evaluation and the
+//! saved adapter use the slow learner.
+//!
+//! - [`config`]: [`ILoraConfig`] (LoRA, optimiser, replay memory, EMA schedule, consistency).
+//! - [`ema`]: the EMA schedule and the on-device update of the slow learner.
+//! - [`consistency`]: the consistency loss over masked hidden states.
+//! - [`method`]: the [`ILora`] method (the `Method` trait), checkpoints and PEFT export.
+
+pub mod config;
+pub mod consistency;
+pub mod ema;
+pub mod method;
+
+pub use config::{ConsistencyConfig, EmaConfig, EmaSchedule, ILoraConfig};
+pub use method::ILora;

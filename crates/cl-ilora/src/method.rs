@@ -1,0 +1,289 @@
+//! The I-LoRA method: fast learner trained on current + replay batches, slow learner by EMA,
+//! consistency loss on the replay batch, evaluation with the slow learner.
+
+use std::path::Path;
+
+use burn::module::AutodiffModule;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, GradientsParams, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Tensor};
+use cl_core::backbone::{Backbone, TrainableBackbone, add_lora, resolve_layer_states};
+use cl_core::checkpoint::{load_module, read_json, save_module, write_json};
+use cl_core::method::{EvalContext, Method, ParamCounts, StepStats};
+use cl_core::model::{PeftClassifier, allowed_classes, cross_entropy};
+use cl_core::peft::peft_format::export_peft_lora;
+use cl_core::peft::{ParamFilter, TaskVector};
+use cl_core::stream::replay::{ReplayMemory, ReplayStore};
+use cl_core::stream::{Example, TaskInfo, mix_seed};
+use cl_core::{ClError, Result};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::ILoraConfig;
+use crate::consistency::consistency_loss;
+use crate::ema::{alpha_at, ema_update};
+
+/// The slow learner: the fast learner's structure on the inner (non-autodiff) backend, so its
+/// forward pass never builds a graph.
+type SlowModel<B, M> = <PeftClassifier<B, M> as AutodiffModule<B>>::InnerModule;
+
+/// Counters a checkpoint restores.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Counters {
+    /// Optimiser steps over the whole run (the EMA schedule's `t`).
+    global_step: u64,
+}
+
+/// I-LoRA on a frozen backbone.
+pub struct ILora<B: AutodiffBackend, M: TrainableBackbone<B>> {
+    cfg: ILoraConfig,
+    seed: u64,
+    /// Fast learner `θ_w` (LoRA + head), trained by the optimiser.
+    fast: PeftClassifier<B, M>,
+    /// Slow learner `θ_l`; `None` before the first task and in the no-slow-learner ablation.
+    slow: Option<SlowModel<B, M>>,
+    optim: OptimizerAdaptor<AdamW, PeftClassifier<B, M>, B>,
+    memory: ReplayStore<M::Input>,
+    /// Hidden-state indices of the consistency loss, resolved against the backbone.
+    layers: Vec<usize>,
+    tasks: Vec<TaskInfo>,
+    /// Steps in the current task (seeds the replay draws).
+    step: u64,
+    counters: Counters,
+}
+
+impl<B, M> ILora<B, M>
+where
+    B: AutodiffBackend,
+    M: TrainableBackbone<B>,
+{
+    /// I-LoRA over `backbone` with a fresh head of `num_classes` classes. Errors name the
+    /// offending config field (including a consistency layer the backbone does not have).
+    pub fn new(cfg: ILoraConfig, backbone: M, num_classes: usize, seed: u64) -> Result<Self> {
+        cfg.validate()?;
+        let layers = resolve_layer_states(
+            "consistency.layers",
+            &cfg.consistency.layers,
+            backbone.num_layer_states(),
+        )?;
+        let fast = PeftClassifier::new(backbone, num_classes, mix_seed(seed, &[0]));
+        Ok(Self {
+            memory: cfg.replay.build(mix_seed(seed, &[3])),
+            optim: cfg.optimizer.adamw(),
+            cfg,
+            seed,
+            fast,
+            slow: None,
+            layers,
+            tasks: Vec::new(),
+            step: 0,
+            counters: Counters { global_step: 0 },
+        })
+    }
+
+    /// The fast learner.
+    pub fn fast(&self) -> &PeftClassifier<B, M> {
+        &self.fast
+    }
+
+    /// The slow learner (after the first task has begun, unless the ablation drops it).
+    pub fn slow(&self) -> Option<&SlowModel<B, M>> {
+        self.slow.as_ref()
+    }
+
+    /// The model used for evaluation and export: the slow learner, or the fast one without it.
+    fn eval_model(&self) -> SlowModel<B, M> {
+        match &self.slow {
+            Some(slow) => slow.clone(),
+            None => self.fast.valid(),
+        }
+    }
+
+    /// Writes the evaluation learner's LoRA as a PEFT adapter into `dir`
+    /// (`adapter_model.safetensors`, `adapter_config.json`); returns the layers written.
+    pub fn export_peft(&self, base_model: &str, dir: &Path) -> Result<usize> {
+        if self.tasks.is_empty() {
+            return Err(ClError::config("export", "no task has been trained yet"));
+        }
+        export_peft_lora(&self.eval_model().backbone, 0, base_model, dir)
+    }
+
+    /// Adds the one LoRA both learners share the structure of, and the slow copy.
+    fn init_learners(&mut self) -> Result<()> {
+        add_lora(
+            &mut self.fast.backbone,
+            &self.cfg.lora,
+            mix_seed(self.seed, &[1, 0]),
+        )?;
+        if self.cfg.slow_learner {
+            self.slow = Some(self.fast.valid());
+        }
+        Ok(())
+    }
+}
+
+impl<B, M> Method<B> for ILora<B, M>
+where
+    B: AutodiffBackend,
+    M: TrainableBackbone<B>,
+    M::Input: Serialize + DeserializeOwned,
+{
+    type Input = M::Input;
+
+    fn name(&self) -> String {
+        if self.cfg.slow_learner {
+            "ilora".into()
+        } else {
+            "ilora-no-slow".into()
+        }
+    }
+
+    fn begin_task(&mut self, task: &TaskInfo, _train: &[Example<M::Input>]) -> Result<()> {
+        if self.tasks.is_empty() {
+            self.init_learners()?;
+        }
+        self.tasks.push(task.clone());
+        self.optim = self.cfg.optimizer.adamw();
+        self.step = 0;
+        Ok(())
+    }
+
+    fn train_step(&mut self, batch: &[Example<M::Input>]) -> Result<StepStats> {
+        let current = batch.len();
+        let task = self.tasks.last().map_or(0, |t| t.id) as u64;
+        let mut rng = StdRng::seed_from_u64(mix_seed(self.seed, &[2, task, self.step]));
+        let replay = self
+            .memory
+            .sample(self.cfg.replay.replay_batch(current), &mut rng);
+        let replayed = replay.len();
+        let mut examples = batch.to_vec();
+        examples.extend(replay);
+        let total = examples.len();
+        let inputs: Vec<&M::Input> = examples.iter().map(|e| &e.input).collect();
+        let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
+        let allowed = allowed_classes(&self.tasks, &examples);
+        let allowed_of = |range: std::ops::Range<usize>| allowed.as_ref().map(|a| &a[range]);
+
+        let consistency = replayed > 0 && self.cfg.uses_consistency();
+        let (logits, cons) = if consistency {
+            let states = self.fast.backbone.layer_states(&inputs, &self.layers);
+            let logits = self.fast.head.forward(states.features);
+            let slow = self
+                .slow
+                .as_ref()
+                .expect("slow learner exists when consistency is on");
+            let slow_states = slow.backbone.layer_states(&inputs[current..], &self.layers);
+            let fast_replay: Vec<Tensor<B, 3>> = states
+                .layers
+                .into_iter()
+                .map(|h| {
+                    let [_, positions, width] = h.dims();
+                    h.slice([current..total, 0..positions, 0..width])
+                })
+                .collect();
+            let slow_replay: Vec<Tensor<B, 3>> = slow_states
+                .layers
+                .into_iter()
+                .map(Tensor::from_inner)
+                .collect();
+            let mask = Tensor::from_inner(slow_states.mask);
+            let cons = consistency_loss(&fast_replay, &slow_replay, mask);
+            (logits, Some(cons))
+        } else {
+            (self.fast.forward(&inputs), None)
+        };
+        let classes = logits.dims()[1];
+        let ce = if replayed > 0 {
+            let ce_current = cross_entropy(
+                logits.clone().slice([0..current, 0..classes]),
+                &labels[..current],
+                allowed_of(0..current).map(|a| a as &[&[usize]]),
+            );
+            let ce_replay = cross_entropy(
+                logits.slice([current..total, 0..classes]),
+                &labels[current..],
+                allowed_of(current..total).map(|a| a as &[&[usize]]),
+            );
+            (ce_current + ce_replay).mul_scalar(0.5)
+        } else {
+            cross_entropy(logits, &labels, allowed.as_deref())
+        };
+        let loss = match cons {
+            Some(cons) => ce + cons.mul_scalar(self.cfg.consistency.weight),
+            None => ce,
+        };
+        let value: f64 = loss.clone().into_scalar().elem::<f64>();
+        if !value.is_finite() {
+            // Leave both learners as they were; the runner stops the run with this loss.
+            return Ok(StepStats { loss: value });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &self.fast);
+        self.fast = self
+            .optim
+            .step(self.cfg.optimizer.lr, self.fast.clone(), grads);
+        if let Some(slow) = self.slow.take() {
+            let alpha = alpha_at(&self.cfg.ema, self.counters.global_step);
+            self.slow = Some(ema_update::<B, _>(slow, &self.fast, alpha)?);
+        }
+        self.step += 1;
+        self.counters.global_step += 1;
+        Ok(StepStats { loss: value })
+    }
+
+    fn end_task(&mut self, task: &TaskInfo, train: &[Example<M::Input>]) -> Result<()> {
+        self.memory.add_task(task.id, train);
+        Ok(())
+    }
+
+    fn predict(
+        &self,
+        inputs: &[&M::Input],
+        _ctx: &EvalContext,
+    ) -> Result<Tensor<B::InnerBackend, 2>> {
+        Ok(match &self.slow {
+            Some(slow) => slow.forward(inputs),
+            None => self.fast.valid().forward(inputs),
+        })
+    }
+
+    fn backbone_params(&self) -> TaskVector<B::InnerBackend> {
+        TaskVector::snapshot(&self.fast.backbone.valid(), &ParamFilter::Pretrained)
+    }
+
+    fn param_counts(&self) -> ParamCounts {
+        let (trainable, learner) = self.fast.lora_param_counts();
+        let learners = if self.slow.is_some() { 2 } else { 1 };
+        ParamCounts {
+            trainable,
+            stored: learner * learners,
+            stored_examples: self.memory.examples().len(),
+        }
+    }
+
+    fn save_checkpoint(&self, dir: &Path) -> Result<()> {
+        save_module(&self.fast, &dir.join("fast"))?;
+        if let Some(slow) = &self.slow {
+            save_module(slow, &dir.join("slow"))?;
+        }
+        write_json(&dir.join("memory.json"), &self.memory)?;
+        write_json(&dir.join("counters.json"), &self.counters)
+    }
+
+    fn load_checkpoint(&mut self, dir: &Path, finished: &[TaskInfo]) -> Result<()> {
+        if !finished.is_empty() && self.tasks.is_empty() {
+            self.init_learners()?;
+        }
+        self.tasks = finished.to_vec();
+        let device = self.fast.backbone.device();
+        self.fast = load_module(self.fast.clone(), &dir.join("fast"), &device)?;
+        if let Some(slow) = self.slow.take() {
+            self.slow = Some(load_module(slow, &dir.join("slow"), &device)?);
+        }
+        self.memory = read_json(&dir.join("memory.json"))?;
+        self.counters = read_json(&dir.join("counters.json"))?;
+        Ok(())
+    }
+}

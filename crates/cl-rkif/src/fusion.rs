@@ -1,0 +1,329 @@
+//! Knowledge identification and fusion at the end of a cycle, on the device.
+//!
+//! **Threshold.** `q` is the `(1 − p)`-quantile of all scores (inner and outer, every trainable
+//! parameter together): the smallest value found with `count(s > q) ≤ ⌊p·N⌋`. It is computed by a
+//! refined histogram on the device instead of a sort: the range `[min, max]` is cut into 16 bins,
+//! the 15 counts `count(s > edge)` are taken in one broadcast comparison and read back (15
+//! numbers), the bin holding the quantile becomes the new range, and this repeats 6 times, so `q`
+//! is exact to `(max − min)/16⁶` and only `2 + 6·15` scalars ever reach the host.
+//!
+//! **Weights.** With `m_in = [s_in > q]`, `m_out = [s_out > q]` (as 0/1 floats), the rule
+//! [`FusionRule::Masks`] gives `(w_in, w_out)`: (1,0) → (1, 0); (0,1) → (0, 1); (1,1) → (0.4, 0.6)
+//! (or (0, 0) without shared-region updates); (0,0) → (0.5, 0.5). Then
+//! `θ ← θ_s + w_in ⊙ Δ_in + w_out ⊙ Δ_out`.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{ElementConversion, Tensor, TensorData};
+use cl_core::peft::{ParamTensor, TaskVector};
+use cl_core::{ClError, Result};
+
+use crate::config::{FusionRule, RkifConfig};
+use crate::importance::PathTensors;
+
+/// Bins of one histogram round.
+const BINS: usize = 16;
+/// Refinement rounds.
+const ROUNDS: usize = 6;
+
+/// The threshold `q` with `count(s > q) ≤ ⌊top_fraction·N⌋` over all `scores` together
+/// (module docs: refined histogram on the device). `None` when there are no scores.
+pub fn top_threshold<B: Backend>(scores: &[Tensor<B, 1>], top_fraction: f64) -> Option<f64> {
+    if scores.is_empty() {
+        return None;
+    }
+    let all = Tensor::cat(scores.to_vec(), 0);
+    let n = all.dims()[0];
+    let allowed = (top_fraction * n as f64).floor();
+    let range = Tensor::cat(vec![all.clone().min(), all.clone().max()], 0)
+        .into_data()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .expect("f64");
+    let (mut lo, mut hi) = (range[0], range[1]);
+    let device = all.device();
+    let column = all.reshape([n, 1]);
+    for _ in 0..ROUNDS {
+        if hi <= lo {
+            break;
+        }
+        let edges: Vec<f64> = (1..BINS)
+            .map(|j| lo + (hi - lo) * j as f64 / BINS as f64)
+            .collect();
+        let edge_row = Tensor::<B, 2>::from_data(
+            TensorData::new(
+                edges.iter().map(|&e| e as f32).collect::<Vec<_>>(),
+                [1, BINS - 1],
+            ),
+            &device,
+        );
+        let counts = column
+            .clone()
+            .expand([n, BINS - 1])
+            .greater(edge_row.expand([n, BINS - 1]))
+            .float()
+            .sum_dim(0)
+            .into_data()
+            .convert::<f64>()
+            .to_vec::<f64>()
+            .expect("f64");
+        // counts decrease with the edge; the first edge with few enough above is the new top.
+        match counts.iter().position(|&c| c <= allowed) {
+            Some(0) => hi = edges[0],
+            Some(j) => {
+                lo = edges[j - 1];
+                hi = edges[j];
+            }
+            None => lo = edges[BINS - 2],
+        }
+    }
+    Some(hi)
+}
+
+/// `(w_in, w_out)` for one tensor of scores `s_in`, `s_out` (`[numel]`).
+///
+/// `q` is the threshold of [`top_threshold`] (used by `Masks`); `global_in` is
+/// `Σs_in / (Σs_in + Σs_out)` over every parameter (used by `Global`).
+pub fn fusion_weights<B: Backend>(
+    rule: FusionRule,
+    s_in: Tensor<B, 1>,
+    s_out: Tensor<B, 1>,
+    q: f64,
+    global_in: f64,
+    update_shared: bool,
+) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let ones = || s_in.ones_like();
+    match rule {
+        FusionRule::Average => (ones().mul_scalar(0.5), ones().mul_scalar(0.5)),
+        FusionRule::Global => (
+            ones().mul_scalar(global_in),
+            ones().mul_scalar(1.0 - global_in),
+        ),
+        FusionRule::Soft => {
+            let total = s_in.clone() + s_out;
+            let neither = total.clone().lower_equal_elem(0.0).float();
+            let w_in = s_in / total.clamp_min(f32::MIN_POSITIVE);
+            let w_in = w_in * neither.clone().neg().add_scalar(1.0) + neither.mul_scalar(0.5);
+            let w_out = w_in.clone().neg().add_scalar(1.0);
+            (w_in, w_out)
+        }
+        FusionRule::Masks => {
+            let a = s_in.greater_elem(q).float();
+            let b = s_out.greater_elem(q).float();
+            let not_a = a.clone().neg().add_scalar(1.0);
+            let not_b = b.clone().neg().add_scalar(1.0);
+            let both = a.clone() * b.clone();
+            let neither = not_a.clone() * not_b.clone();
+            let (shared_in, shared_out) = if update_shared {
+                (0.4, 0.6)
+            } else {
+                (0.0, 0.0)
+            };
+            let w_in =
+                a * not_b + both.clone().mul_scalar(shared_in) + neither.clone().mul_scalar(0.5);
+            let w_out = not_a * b + both.mul_scalar(shared_out) + neither.mul_scalar(0.5);
+            (w_in, w_out)
+        }
+    }
+}
+
+/// Fractions of elements in each mask case, for reports: `(in only, out only, both, neither)`.
+pub type MaskShares = [f64; 4];
+
+/// The fused parameters `θ_s + w_in ⊙ (θ_K − θ_s) + w_out ⊙ (θ_{K+M} − θ_K)` for every path of
+/// `start`, with the weights of `cfg.fusion` from the scores (threshold at `cfg.top_fraction`,
+/// `cfg.update_shared`); and the mask shares at the threshold.
+pub fn fuse<B: Backend>(
+    start: &TaskVector<B>,
+    after_inner: &TaskVector<B>,
+    after_outer: &TaskVector<B>,
+    s_in: &PathTensors<B>,
+    s_out: &PathTensors<B>,
+    cfg: &RkifConfig,
+) -> Result<(TaskVector<B>, MaskShares)> {
+    let (rule, top_fraction, update_shared) = (cfg.fusion, cfg.top_fraction, cfg.update_shared);
+    let score = |map: &PathTensors<B>, path: &str, like: &Tensor<B, 1>| match map.get(path) {
+        Some(s) => s.clone(),
+        None => like.zeros_like(),
+    };
+    let all: Vec<Tensor<B, 1>> = s_in.values().chain(s_out.values()).cloned().collect();
+    let q = top_threshold(&all, top_fraction).unwrap_or(f64::INFINITY);
+    let global_in = if rule == FusionRule::Global {
+        let sum = |m: &PathTensors<B>| -> f64 {
+            m.values()
+                .map(|t| t.clone().sum().into_scalar().elem::<f64>())
+                .sum()
+        };
+        let (si, so) = (sum(s_in), sum(s_out));
+        if si + so > 0.0 { si / (si + so) } else { 0.5 }
+    } else {
+        0.5
+    };
+    let mut counts = [0.0f64; 4];
+    let mut total = 0usize;
+    let mut entries = std::collections::BTreeMap::new();
+    for (path, theta_s) in start.entries() {
+        let get = |tv: &TaskVector<B>| {
+            tv.entries()
+                .get(path)
+                .cloned()
+                .ok_or_else(|| ClError::MissingTensor {
+                    tensor: path.clone(),
+                    context: " in a cycle snapshot".into(),
+                })
+        };
+        let (theta_k, theta_km) = (get(after_inner)?, get(after_outer)?);
+        let base = theta_s.value.clone();
+        let delta_in = theta_k.value.clone() - base.clone();
+        let delta_out = theta_km.value - theta_k.value;
+        let si = score(s_in, path, &base);
+        let so = score(s_out, path, &base);
+        let (w_in, w_out) =
+            fusion_weights(rule, si.clone(), so.clone(), q, global_in, update_shared);
+        let a = si.greater_elem(q).float();
+        let b = so.greater_elem(q).float();
+        let shares = Tensor::cat(
+            vec![
+                (a.clone() * b.clone().neg().add_scalar(1.0)).sum(),
+                (a.clone().neg().add_scalar(1.0) * b.clone()).sum(),
+                (a.clone() * b.clone()).sum(),
+                ((a.neg().add_scalar(1.0)) * b.neg().add_scalar(1.0)).sum(),
+            ],
+            0,
+        )
+        .into_data()
+        .convert::<f64>()
+        .to_vec::<f64>()
+        .expect("f64");
+        for (c, s) in counts.iter_mut().zip(shares) {
+            *c += s;
+        }
+        total += base.dims()[0];
+        entries.insert(
+            path.clone(),
+            ParamTensor {
+                value: base + w_in * delta_in + w_out * delta_out,
+                shape: theta_s.shape.clone(),
+            },
+        );
+    }
+    let shares = counts.map(|c| c / total.max(1) as f64);
+    Ok((TaskVector::from_entries(entries), shares))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+
+    type B = NdArray<f32>;
+
+    fn t(v: &[f32]) -> Tensor<B, 1> {
+        Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), &Default::default())
+    }
+
+    fn host(t: Tensor<B, 1>) -> Vec<f32> {
+        t.into_data().to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn threshold_keeps_the_top_fraction() {
+        // 1000 distinct values 0..999 split over two tensors: top 20% are 800..999.
+        let values: Vec<f32> = (0..1000).map(|i| ((i * 7919) % 1000) as f32).collect();
+        let q = top_threshold(&[t(&values[..300]), t(&values[300..])], 0.2).unwrap();
+        let above = values.iter().filter(|&&v| f64::from(v) > q).count();
+        assert_eq!(above, 200, "q = {q}");
+        // Heavy tail: 10 huge values among tiny ones; top 1% = the 10.
+        let mut tail: Vec<f32> = (0..990).map(|i| i as f32 * 1e-6).collect();
+        tail.extend((0..10).map(|i| 1e3 + i as f32));
+        let q = top_threshold(&[t(&tail)], 0.01).unwrap();
+        assert_eq!(tail.iter().filter(|&&v| f64::from(v) > q).count(), 10);
+        // Ties at zero: nothing above the threshold when everything is equal.
+        let q = top_threshold(&[t(&[0.0; 50])], 0.2).unwrap();
+        assert_eq!(q, 0.0);
+        assert!(top_threshold::<B>(&[], 0.2).is_none());
+    }
+
+    #[test]
+    fn the_four_cases() {
+        // Elements: in-only, out-only, both, neither (q = 1).
+        let s_in = t(&[5.0, 0.0, 5.0, 0.5]);
+        let s_out = t(&[0.0, 5.0, 5.0, 0.5]);
+        let (wi, wo) = fusion_weights(
+            FusionRule::Masks,
+            s_in.clone(),
+            s_out.clone(),
+            1.0,
+            0.5,
+            true,
+        );
+        assert_eq!(host(wi), vec![1.0, 0.0, 0.4, 0.5]);
+        assert_eq!(host(wo), vec![0.0, 1.0, 0.6, 0.5]);
+        let (wi, wo) = fusion_weights(
+            FusionRule::Masks,
+            s_in.clone(),
+            s_out.clone(),
+            1.0,
+            0.5,
+            false,
+        );
+        assert_eq!(host(wi), vec![1.0, 0.0, 0.0, 0.5]);
+        assert_eq!(host(wo), vec![0.0, 1.0, 0.0, 0.5]);
+        let (wi, _) = fusion_weights(
+            FusionRule::Average,
+            s_in.clone(),
+            s_out.clone(),
+            1.0,
+            0.5,
+            true,
+        );
+        assert_eq!(host(wi), vec![0.5; 4]);
+        let (wi, wo) = fusion_weights(
+            FusionRule::Global,
+            s_in.clone(),
+            s_out.clone(),
+            1.0,
+            0.25,
+            true,
+        );
+        assert_eq!((host(wi), host(wo)), (vec![0.25; 4], vec![0.75; 4]));
+        let (wi, wo) = fusion_weights(
+            FusionRule::Soft,
+            t(&[3.0, 0.0]),
+            t(&[1.0, 0.0]),
+            1.0,
+            0.5,
+            true,
+        );
+        assert_eq!((host(wi), host(wo)), (vec![0.75, 0.5], vec![0.25, 0.5]));
+    }
+
+    #[test]
+    fn fuse_applies_the_weights_to_both_deltas() {
+        let tv = |v: &[f32]| {
+            TaskVector::from_entries(std::collections::BTreeMap::from([(
+                "p".to_string(),
+                ParamTensor {
+                    value: t(v),
+                    shape: vec![v.len()],
+                },
+            )]))
+        };
+        // θ_s = 0, Δ_in = 1, Δ_out = 10 everywhere; scores make the four cases with q between.
+        let start = tv(&[0.0; 4]);
+        let inner = tv(&[1.0; 4]);
+        let outer = tv(&[11.0; 4]);
+        let s_in = std::collections::BTreeMap::from([("p".to_string(), t(&[9.0, 0.0, 9.0, 0.1]))]);
+        let s_out = std::collections::BTreeMap::from([("p".to_string(), t(&[0.0, 9.0, 9.0, 0.2]))]);
+        // 8 scores, top 50% = the four 9s.
+        let cfg = RkifConfig {
+            top_fraction: 0.5,
+            ..RkifConfig::default()
+        };
+        let (fused, shares) = fuse(&start, &inner, &outer, &s_in, &s_out, &cfg).unwrap();
+        assert_eq!(
+            host(fused.entries()["p"].value.clone()),
+            vec![1.0, 10.0, 6.4, 5.5]
+        );
+        assert_eq!(shares, [0.25, 0.25, 0.25, 0.25]);
+    }
+}

@@ -1,0 +1,248 @@
+//! Per-element importance `I = |θ ⊙ ∇L|` with Recurrent-KIF's smoothing, kept on the device.
+//!
+//! After every optimiser step of a loop, with `θ` the updated parameters and `∇L` the step's
+//! gradient: `Ī ← β₁Ī + (1 − β₁)I`, `U ← β₂U + (1 − β₂)|I − Ī|`, and the score is `s = Ī ⊙ U`
+//! (`Ī` and `U` start at 0). All tensors are flattened per parameter path, like task vectors.
+
+use std::collections::BTreeMap;
+
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
+use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use cl_core::peft::TaskVector;
+use cl_core::peft::peft_format::NamedTensor;
+use cl_core::{ClError, Result};
+
+/// Flattened tensors `[numel]` keyed by parameter path.
+pub type PathTensors<B> = BTreeMap<String, Tensor<B, 1>>;
+
+/// The gradients of `module`'s trainable parameters, by path, flattened, on the inner backend
+/// (no copy). A trainable parameter without a gradient gets zeros.
+pub fn gradients_by_path<B, M>(module: &M, grads: &GradientsParams) -> PathTensors<B::InnerBackend>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+{
+    struct Collector<'a, B: AutodiffBackend> {
+        stack: Vec<String>,
+        grads: &'a GradientsParams,
+        out: PathTensors<B::InnerBackend>,
+    }
+    impl<B: AutodiffBackend> ModuleVisitor<B> for Collector<'_, B> {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.stack.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.stack.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            if !param.is_require_grad() {
+                return;
+            }
+            let numel: usize = param.dims().iter().product();
+            let grad = match self.grads.get::<B::InnerBackend, D>(param.id) {
+                Some(g) => g.reshape([numel]),
+                None => Tensor::zeros([numel], &param.device()),
+            };
+            self.out.insert(self.stack.join("."), grad);
+        }
+    }
+    let mut collector = Collector::<B> {
+        stack: Vec::new(),
+        grads,
+        out: BTreeMap::new(),
+    };
+    module.visit(&mut collector);
+    collector.out
+}
+
+/// One loop's smoothed importance (`Ī`, `U`) per parameter path.
+#[derive(Debug, Clone)]
+pub struct Importance<B: Backend> {
+    beta1: f64,
+    beta2: f64,
+    mean: PathTensors<B>,
+    deviation: PathTensors<B>,
+    updates: u64,
+}
+
+impl<B: Backend> Importance<B> {
+    /// Empty scores (`Ī = U = 0`) with smoothing `β₁`, `β₂`.
+    pub fn new(beta1: f64, beta2: f64) -> Self {
+        Self {
+            beta1,
+            beta2,
+            mean: BTreeMap::new(),
+            deviation: BTreeMap::new(),
+            updates: 0,
+        }
+    }
+
+    /// Number of updates since creation or [`Importance::reset`].
+    pub fn updates(&self) -> u64 {
+        self.updates
+    }
+
+    /// Back to `Ī = U = 0`.
+    pub fn reset(&mut self) {
+        self.mean.clear();
+        self.deviation.clear();
+        self.updates = 0;
+    }
+
+    /// One update from the parameters after a step and that step's gradients (same paths).
+    pub fn update(&mut self, params: &TaskVector<B>, grads: &PathTensors<B>) -> Result<()> {
+        for (path, p) in params.entries() {
+            let grad = grads.get(path).ok_or_else(|| ClError::MissingTensor {
+                tensor: path.clone(),
+                context: " in the step's gradients".into(),
+            })?;
+            let importance = (p.value.clone() * grad.clone()).abs();
+            let mean = match self.mean.remove(path) {
+                Some(m) => {
+                    m.mul_scalar(self.beta1) + importance.clone().mul_scalar(1.0 - self.beta1)
+                }
+                None => importance.clone().mul_scalar(1.0 - self.beta1),
+            };
+            let spread = (importance - mean.clone())
+                .abs()
+                .mul_scalar(1.0 - self.beta2);
+            let deviation = match self.deviation.remove(path) {
+                Some(u) => u.mul_scalar(self.beta2) + spread,
+                None => spread,
+            };
+            self.mean.insert(path.clone(), mean);
+            self.deviation.insert(path.clone(), deviation);
+        }
+        self.updates += 1;
+        Ok(())
+    }
+
+    /// Scores `s = Ī ⊙ U` per path (empty before the first update).
+    pub fn scores(&self) -> PathTensors<B> {
+        self.mean
+            .iter()
+            .map(|(path, m)| (path.clone(), m.clone() * self.deviation[path].clone()))
+            .collect()
+    }
+
+    /// `Ī` and `U` as named host tensors (`mean/<path>`, `deviation/<path>`) for a checkpoint.
+    pub fn to_named(&self) -> Vec<NamedTensor> {
+        let host = |prefix: &str, map: &PathTensors<B>| -> Vec<NamedTensor> {
+            map.iter()
+                .map(|(path, t)| {
+                    let values = t
+                        .clone()
+                        .into_data()
+                        .convert::<f32>()
+                        .to_vec()
+                        .expect("f32");
+                    (format!("{prefix}/{path}"), t.dims().to_vec(), values)
+                })
+                .collect()
+        };
+        let mut out = host("mean", &self.mean);
+        out.extend(host("deviation", &self.deviation));
+        out
+    }
+
+    /// Restores what [`Importance::to_named`] wrote (with `updates` restored by the caller).
+    pub fn from_named(
+        beta1: f64,
+        beta2: f64,
+        tensors: Vec<NamedTensor>,
+        updates: u64,
+        device: &B::Device,
+    ) -> Result<Self> {
+        let mut me = Self::new(beta1, beta2);
+        for (name, shape, values) in tensors {
+            let tensor = Tensor::<B, 1>::from_data(
+                burn::tensor::TensorData::new(values, [shape.iter().product::<usize>()]),
+                device,
+            );
+            if let Some(path) = name.strip_prefix("mean/") {
+                me.mean.insert(path.to_string(), tensor);
+            } else if let Some(path) = name.strip_prefix("deviation/") {
+                me.deviation.insert(path.to_string(), tensor);
+            } else {
+                return Err(ClError::config(
+                    "importance checkpoint",
+                    format!("unexpected tensor `{name}`"),
+                ));
+            }
+        }
+        if let Some(path) = me.mean.keys().find(|p| !me.deviation.contains_key(*p)) {
+            return Err(ClError::MissingTensor {
+                tensor: format!("deviation/{path}"),
+                context: " in the importance checkpoint".into(),
+            });
+        }
+        me.updates = updates;
+        Ok(me)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use cl_core::peft::ParamTensor;
+
+    type B = NdArray<f32>;
+
+    fn vector(values: [f32; 3]) -> TaskVector<B> {
+        let mut entries = BTreeMap::new();
+        entries.insert(
+            "w".to_string(),
+            ParamTensor {
+                value: Tensor::from_data(values, &Default::default()),
+                shape: vec![3],
+            },
+        );
+        TaskVector::from_entries(entries)
+    }
+
+    #[test]
+    fn smoothing_matches_hand_values() {
+        let mut imp = Importance::<B>::new(0.5, 0.5);
+        let grads = |v: [f32; 3]| -> PathTensors<B> {
+            BTreeMap::from([("w".to_string(), Tensor::from_data(v, &Default::default()))])
+        };
+        // I = |θ ⊙ g| = [2, 0, 3].
+        imp.update(&vector([1.0, 5.0, -1.0]), &grads([2.0, 0.0, 3.0]))
+            .unwrap();
+        // Ī = 0.5·I = [1, 0, 1.5]; U = 0.5·|I − Ī| = [0.5, 0, 0.75]; s = [0.5, 0, 1.125].
+        let s = imp.scores()["w"]
+            .clone()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        assert_eq!(s, vec![0.5, 0.0, 1.125]);
+        // Second step, I = [2, 0, 3] again: Ī = [1.5, 0, 2.25]; U = 0.5·U + 0.5·|I − Ī|
+        // = [0.25 + 0.25, 0, 0.375 + 0.375]; s = [0.75, 0, 1.6875].
+        imp.update(&vector([1.0, 5.0, -1.0]), &grads([2.0, 0.0, 3.0]))
+            .unwrap();
+        let s = imp.scores()["w"]
+            .clone()
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        assert_eq!(s, vec![0.75, 0.0, 1.6875]);
+        assert_eq!(imp.updates(), 2);
+        let restored =
+            Importance::<B>::from_named(0.5, 0.5, imp.to_named(), 2, &Default::default()).unwrap();
+        assert_eq!(
+            restored.scores()["w"]
+                .clone()
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap(),
+            s
+        );
+        let err = imp.update(&vector([1.0; 3]), &BTreeMap::new()).unwrap_err();
+        assert!(err.to_string().contains('w'), "{err}");
+        imp.reset();
+        assert!(imp.scores().is_empty());
+    }
+}

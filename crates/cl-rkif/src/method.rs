@@ -1,0 +1,312 @@
+//! The Recurrent-KIF method: cycles of inner and outer steps, importance, fusion.
+
+use std::path::Path;
+
+use burn::module::AutodiffModule;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, GradientsParams, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Tensor};
+use cl_core::Result;
+use cl_core::backbone::{TrainableBackbone, add_lora};
+use cl_core::checkpoint::{load_module, read_json, save_module, write_json};
+use cl_core::method::{EvalContext, Method, ParamCounts, StepStats};
+use cl_core::model::{PeftClassifier, allowed_classes, cross_entropy};
+use cl_core::peft::peft_format::{read_safetensors, write_safetensors};
+use cl_core::peft::{ParamFilter, TaskVector};
+use cl_core::stream::replay::{ReplayMemory, ReplayStore};
+use cl_core::stream::{Example, TaskInfo, mix_seed};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::config::RkifConfig;
+use crate::fusion::{MaskShares, fuse};
+use crate::importance::{Importance, PathTensors, gradients_by_path};
+
+type Inner<B> = <B as AutodiffBackend>::InnerBackend;
+
+/// A cycle in progress: the parameters it started from and the inner steps taken.
+struct Cycle<B: AutodiffBackend> {
+    start: TaskVector<Inner<B>>,
+    inner_steps: usize,
+}
+
+/// What a checkpoint restores besides the model and the memory.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct Counters {
+    outer_updates: u64,
+    cycles: u64,
+}
+
+/// Recurrent-KIF on a frozen backbone.
+pub struct Rkif<B: AutodiffBackend, M: TrainableBackbone<B>> {
+    cfg: RkifConfig,
+    seed: u64,
+    model: PeftClassifier<B, M>,
+    optim: OptimizerAdaptor<AdamW, PeftClassifier<B, M>, B>,
+    memory: ReplayStore<M::Input>,
+    tasks: Vec<TaskInfo>,
+    /// Inner-loop scores, reset at every cycle.
+    inner: Importance<Inner<B>>,
+    /// Outer-loop (historical) scores, kept across cycles and tasks.
+    outer: Importance<Inner<B>>,
+    cycle: Option<Cycle<B>>,
+    /// Static-importance ablation: the outer scores were estimated in this task already.
+    outer_fixed: bool,
+    /// Size of the last current-task batch (the outer batches match it).
+    batch_size: usize,
+    /// Cycles finished over the run (seeds the outer batches).
+    cycles: u64,
+    /// Mask shares of the last fusion: (inner only, outer only, both, neither).
+    last_shares: Option<MaskShares>,
+}
+
+impl<B, M> Rkif<B, M>
+where
+    B: AutodiffBackend,
+    M: TrainableBackbone<B>,
+{
+    /// Recurrent-KIF over `backbone` with a fresh head of `num_classes` classes.
+    pub fn new(cfg: RkifConfig, backbone: M, num_classes: usize, seed: u64) -> Result<Self> {
+        cfg.validate()?;
+        let model = PeftClassifier::new(backbone, num_classes, mix_seed(seed, &[0]));
+        Ok(Self {
+            memory: cfg.replay.build(mix_seed(seed, &[3])),
+            optim: cfg.optimizer.adamw(),
+            inner: Importance::new(cfg.beta1, cfg.beta2),
+            outer: Importance::new(cfg.beta1, cfg.beta2),
+            cfg,
+            seed,
+            model,
+            tasks: Vec::new(),
+            cycle: None,
+            outer_fixed: false,
+            batch_size: 1,
+            cycles: 0,
+            last_shares: None,
+        })
+    }
+
+    /// The classifier.
+    pub fn model(&self) -> &PeftClassifier<B, M> {
+        &self.model
+    }
+
+    /// Cycles finished so far (fused or, while the memory was empty, not).
+    pub fn cycles(&self) -> u64 {
+        self.cycles
+    }
+
+    /// Updates of the outer (historical) importance so far.
+    pub fn outer_updates(&self) -> u64 {
+        self.outer.updates()
+    }
+
+    /// Mask shares `(inner only, outer only, both, neither)` of the last fusion.
+    pub fn last_mask_shares(&self) -> Option<MaskShares> {
+        self.last_shares
+    }
+
+    fn trainable(&self) -> TaskVector<Inner<B>> {
+        TaskVector::snapshot(&self.model, &ParamFilter::Trainable).inner()
+    }
+
+    /// One optimiser step on `examples`; returns the loss and the step's gradients, or only the
+    /// loss (nothing updated) when it is not finite.
+    fn optimise(
+        &mut self,
+        examples: &[Example<M::Input>],
+    ) -> Result<(f64, Option<PathTensors<Inner<B>>>)> {
+        let inputs: Vec<&M::Input> = examples.iter().map(|e| &e.input).collect();
+        let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
+        let allowed = allowed_classes(&self.tasks, examples);
+        let loss = cross_entropy(self.model.forward(&inputs), &labels, allowed.as_deref());
+        let value: f64 = loss.clone().into_scalar().elem::<f64>();
+        if !value.is_finite() {
+            return Ok((value, None));
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let by_path = gradients_by_path::<B, _>(&self.model, &grads);
+        self.model = self
+            .optim
+            .step(self.cfg.optimizer.lr, self.model.clone(), grads);
+        Ok((value, Some(by_path)))
+    }
+
+    /// Ends the cycle in progress: the outer loop on the memory, then fusion. Without memory
+    /// (the first task) the cycle ends with the inner loop's parameters. Returns a non-finite
+    /// outer loss if one stopped it.
+    fn finish_cycle(&mut self) -> Result<Option<f64>> {
+        let Some(cycle) = self.cycle.take() else {
+            return Ok(None);
+        };
+        self.cycles += 1;
+        if self.memory.is_empty() || self.cfg.outer_steps == 0 {
+            return Ok(None);
+        }
+        let after_inner = self.trainable();
+        let estimate = !(self.cfg.static_importance && self.outer_fixed);
+        if self.cfg.static_importance && estimate {
+            self.outer.reset();
+        }
+        let task = self.tasks.last().map_or(0, |t| t.id) as u64;
+        for m in 0..self.cfg.outer_steps {
+            let mut rng =
+                StdRng::seed_from_u64(mix_seed(self.seed, &[4, task, self.cycles, m as u64]));
+            let batch = self
+                .memory
+                .sample(self.cfg.replay.replay_batch(self.batch_size), &mut rng);
+            let (loss, grads) = self.optimise(&batch)?;
+            let Some(grads) = grads else {
+                return Ok(Some(loss));
+            };
+            if estimate {
+                let params = self.trainable();
+                self.outer.update(&params, &grads)?;
+            }
+        }
+        self.outer_fixed = true;
+        let after_outer = self.trainable();
+        let (fused, shares) = fuse(
+            &cycle.start,
+            &after_inner,
+            &after_outer,
+            &self.inner.scores(),
+            &self.outer.scores(),
+            &self.cfg,
+        )?;
+        self.model = TaskVector::<B>::from_inner(fused).assign(self.model.clone())?;
+        self.last_shares = Some(shares);
+        Ok(None)
+    }
+}
+
+impl<B, M> Method<B> for Rkif<B, M>
+where
+    B: AutodiffBackend,
+    M: TrainableBackbone<B>,
+    M::Input: Serialize + DeserializeOwned,
+{
+    type Input = M::Input;
+
+    fn name(&self) -> String {
+        "rkif".into()
+    }
+
+    fn begin_task(&mut self, task: &TaskInfo, _train: &[Example<M::Input>]) -> Result<()> {
+        if self.tasks.is_empty() {
+            add_lora(
+                &mut self.model.backbone,
+                &self.cfg.lora,
+                mix_seed(self.seed, &[1, 0]),
+            )?;
+        }
+        self.tasks.push(task.clone());
+        self.optim = self.cfg.optimizer.adamw();
+        self.outer_fixed = false;
+        Ok(())
+    }
+
+    fn train_step(&mut self, batch: &[Example<M::Input>]) -> Result<StepStats> {
+        if self.cycle.is_none() {
+            self.inner.reset();
+            self.cycle = Some(Cycle {
+                start: self.trainable(),
+                inner_steps: 0,
+            });
+        }
+        self.batch_size = batch.len();
+        let (loss, grads) = self.optimise(batch)?;
+        let Some(grads) = grads else {
+            return Ok(StepStats { loss });
+        };
+        let params = self.trainable();
+        self.inner.update(&params, &grads)?;
+        let cycle = self.cycle.as_mut().expect("started above");
+        cycle.inner_steps += 1;
+        if cycle.inner_steps == self.cfg.inner_steps
+            && let Some(bad) = self.finish_cycle()?
+        {
+            return Ok(StepStats { loss: bad });
+        }
+        Ok(StepStats { loss })
+    }
+
+    fn end_task(&mut self, task: &TaskInfo, train: &[Example<M::Input>]) -> Result<()> {
+        if let Some(bad) = self.finish_cycle()? {
+            return Err(cl_core::ClError::NonFiniteLoss {
+                method: self.name(),
+                task: task.id,
+                step: 0,
+                loss: bad,
+            });
+        }
+        self.memory.add_task(task.id, train);
+        Ok(())
+    }
+
+    fn predict(
+        &self,
+        inputs: &[&M::Input],
+        _ctx: &EvalContext,
+    ) -> Result<Tensor<B::InnerBackend, 2>> {
+        Ok(self.model.valid().forward(inputs))
+    }
+
+    fn backbone_params(&self) -> TaskVector<B::InnerBackend> {
+        TaskVector::snapshot(&self.model.backbone.valid(), &ParamFilter::Pretrained)
+    }
+
+    fn param_counts(&self) -> ParamCounts {
+        let (trainable, stored) = self.model.lora_param_counts();
+        ParamCounts {
+            trainable,
+            // The LoRA and head, plus the outer importance (Ī and U) kept across tasks.
+            stored: stored + 2 * trainable,
+            stored_examples: self.memory.examples().len(),
+        }
+    }
+
+    fn save_checkpoint(&self, dir: &Path) -> Result<()> {
+        save_module(&self.model, &dir.join("model"))?;
+        write_json(&dir.join("memory.json"), &self.memory)?;
+        write_safetensors(
+            &dir.join("outer_importance.safetensors"),
+            &self.outer.to_named(),
+            None,
+        )?;
+        write_json(
+            &dir.join("counters.json"),
+            &Counters {
+                outer_updates: self.outer.updates(),
+                cycles: self.cycles,
+            },
+        )
+    }
+
+    fn load_checkpoint(&mut self, dir: &Path, finished: &[TaskInfo]) -> Result<()> {
+        if !finished.is_empty() && self.tasks.is_empty() {
+            add_lora(
+                &mut self.model.backbone,
+                &self.cfg.lora,
+                mix_seed(self.seed, &[1, 0]),
+            )?;
+        }
+        self.tasks = finished.to_vec();
+        let device = self.model.backbone.device();
+        self.model = load_module(self.model.clone(), &dir.join("model"), &device)?;
+        self.memory = read_json(&dir.join("memory.json"))?;
+        let counters: Counters = read_json(&dir.join("counters.json"))?;
+        self.outer = Importance::from_named(
+            self.cfg.beta1,
+            self.cfg.beta2,
+            read_safetensors(&dir.join("outer_importance.safetensors"))?,
+            counters.outer_updates,
+            &device,
+        )?;
+        self.cycles = counters.cycles;
+        Ok(())
+    }
+}
