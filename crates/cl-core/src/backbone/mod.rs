@@ -7,6 +7,8 @@
 pub mod bert;
 pub mod bert_loader;
 pub mod mlp;
+pub mod mobilenet_loader;
+pub mod mobilenet_v2;
 pub mod tokenizer;
 
 use burn::module::{AutodiffModule, Module, ModuleDisplay};
@@ -20,6 +22,8 @@ use crate::stream::mix_seed;
 pub use bert::{BertConfig, BertEncoder, TokenIds};
 pub use bert_loader::load_bert;
 pub use mlp::{MlpBackbone, MlpBackboneConfig};
+pub use mobilenet_loader::load_mobilenet_v2;
+pub use mobilenet_v2::{Image, MobileNetV2};
 pub use tokenizer::TextTokenizer;
 
 /// A frozen feature extractor whose linear layers are [`LoraLinear`]s.
