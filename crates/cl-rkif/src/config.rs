@@ -49,6 +49,10 @@ pub struct RkifConfig {
     pub fusion: FusionRule,
     /// `false` ("− Share"): elements important to both loops keep `θ_s` (weights (0, 0)).
     pub update_shared: bool,
+    /// Divide scores by `(1 − β₁ⁿ)(1 − β₂ⁿ)` after `n` updates (default `true`), so that inner
+    /// scores (restarted every cycle) and outer scores (persisting) are on one scale for the
+    /// global quantile; `false` uses the raw zero-initialised EMAs.
+    pub bias_correction: bool,
     /// `true` ("− DIE"): the outer (historical) importance is estimated in the first cycle of
     /// each task and then held fixed, instead of re-estimated at every outer step.
     pub static_importance: bool,
@@ -75,6 +79,7 @@ impl Default for RkifConfig {
             top_fraction: 0.2,
             fusion: FusionRule::Masks,
             update_shared: true,
+            bias_correction: true,
             static_importance: false,
         }
     }

@@ -2,7 +2,12 @@
 //!
 //! After every optimiser step of a loop, with `θ` the updated parameters and `∇L` the step's
 //! gradient: `Ī ← β₁Ī + (1 − β₁)I`, `U ← β₂U + (1 − β₂)|I − Ī|`, and the score is `s = Ī ⊙ U`
-//! (`Ī` and `U` start at 0). All tensors are flattened per parameter path, like task vectors.
+//! (`Ī` and `U` start at 0). With bias correction (the default) the score after `n` updates is
+//! `s = Ī/(1 − β₁ⁿ) ⊙ U/(1 − β₂ⁿ)`, as Adam corrects its moments: the inner scores restart from 0
+//! every cycle (8 updates) while the outer ones persist, and without the correction the inner
+//! scores are systematically smaller, so the global quantile almost never marks an element as
+//! important to the current task. All tensors are flattened per parameter path, like task
+//! vectors.
 
 use std::collections::BTreeMap;
 
@@ -119,11 +124,28 @@ impl<B: Backend> Importance<B> {
         Ok(())
     }
 
-    /// Scores `s = Ī ⊙ U` per path (empty before the first update).
-    pub fn scores(&self) -> PathTensors<B> {
+    /// Scores `s = Ī ⊙ U` per path (empty before the first update), divided by
+    /// `(1 − β₁ⁿ)(1 − β₂ⁿ)` after `n` updates when `bias_correction` is set.
+    pub fn scores(&self, bias_correction: bool) -> PathTensors<B> {
+        let n = self.updates.min(i32::MAX as u64) as i32;
+        let factor = if bias_correction && n > 0 {
+            1.0 / ((1.0 - self.beta1.powi(n)) * (1.0 - self.beta2.powi(n)))
+        } else {
+            1.0
+        };
         self.mean
             .iter()
-            .map(|(path, m)| (path.clone(), m.clone() * self.deviation[path].clone()))
+            .map(|(path, m)| {
+                let s = m.clone() * self.deviation[path].clone();
+                (
+                    path.clone(),
+                    if factor == 1.0 {
+                        s
+                    } else {
+                        s.mul_scalar(factor)
+                    },
+                )
+            })
             .collect()
     }
 
@@ -212,37 +234,32 @@ mod tests {
         // I = |θ ⊙ g| = [2, 0, 3].
         imp.update(&vector([1.0, 5.0, -1.0]), &grads([2.0, 0.0, 3.0]))
             .unwrap();
+        let host = |imp: &Importance<B>, corrected: bool| -> Vec<f32> {
+            imp.scores(corrected)["w"]
+                .clone()
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap()
+        };
         // Ī = 0.5·I = [1, 0, 1.5]; U = 0.5·|I − Ī| = [0.5, 0, 0.75]; s = [0.5, 0, 1.125].
-        let s = imp.scores()["w"]
-            .clone()
-            .into_data()
-            .to_vec::<f32>()
-            .unwrap();
-        assert_eq!(s, vec![0.5, 0.0, 1.125]);
+        assert_eq!(host(&imp, false), vec![0.5, 0.0, 1.125]);
+        // Corrected: ÷ (1 − 0.5)(1 − 0.5) = ×4.
+        assert_eq!(host(&imp, true), vec![2.0, 0.0, 4.5]);
         // Second step, I = [2, 0, 3] again: Ī = [1.5, 0, 2.25]; U = 0.5·U + 0.5·|I − Ī|
         // = [0.25 + 0.25, 0, 0.375 + 0.375]; s = [0.75, 0, 1.6875].
         imp.update(&vector([1.0, 5.0, -1.0]), &grads([2.0, 0.0, 3.0]))
             .unwrap();
-        let s = imp.scores()["w"]
-            .clone()
-            .into_data()
-            .to_vec::<f32>()
-            .unwrap();
-        assert_eq!(s, vec![0.75, 0.0, 1.6875]);
+        assert_eq!(host(&imp, false), vec![0.75, 0.0, 1.6875]);
+        // Corrected: ÷ (1 − 0.25)² = ×16/9.
+        let c = host(&imp, true);
+        assert!((c[2] - 1.6875 * 16.0 / 9.0).abs() < 1e-6, "{c:?}");
         assert_eq!(imp.updates(), 2);
         let restored =
             Importance::<B>::from_named(0.5, 0.5, imp.to_named(), 2, &Default::default()).unwrap();
-        assert_eq!(
-            restored.scores()["w"]
-                .clone()
-                .into_data()
-                .to_vec::<f32>()
-                .unwrap(),
-            s
-        );
+        assert_eq!(host(&restored, true), c);
         let err = imp.update(&vector([1.0; 3]), &BTreeMap::new()).unwrap_err();
         assert!(err.to_string().contains('w'), "{err}");
         imp.reset();
-        assert!(imp.scores().is_empty());
+        assert!(imp.scores(true).is_empty());
     }
 }

@@ -173,8 +173,8 @@ where
             &cycle.start,
             &after_inner,
             &after_outer,
-            &self.inner.scores(),
-            &self.outer.scores(),
+            &self.inner.scores(self.cfg.bias_correction),
+            &self.outer.scores(self.cfg.bias_correction),
             &self.cfg,
         )?;
         self.model = TaskVector::<B>::from_inner(fused).assign(self.model.clone())?;

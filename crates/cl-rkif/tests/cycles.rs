@@ -77,3 +77,20 @@ fn fusion_rules_give_different_models() {
     }));
     assert!(masks.sub(&no_share).unwrap().l2_norm() > 1e-4);
 }
+
+#[test]
+fn bias_correction_lets_the_current_task_own_elements() {
+    let share = |bias_correction: bool| {
+        trained(RkifConfig {
+            bias_correction,
+            ..cfg()
+        })
+        .last_mask_shares()
+        .expect("fused")[0]
+    };
+    let (raw, corrected) = (share(false), share(true));
+    assert!(
+        corrected > raw,
+        "inner-only share {corrected} vs {raw} uncorrected"
+    );
+}
