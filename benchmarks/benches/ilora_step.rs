@@ -10,10 +10,10 @@
 
 use std::time::Instant;
 
-use benchmarks::{minilm, task, texts};
+use benchmarks::{after_first_task, minilm, optimizer, texts};
 use burn::backend::{Autodiff, NdArray};
 use cl_core::Method;
-use cl_core::baselines::{Baseline, BaselineConfig, LoraBaseline, OptimizerConfig};
+use cl_core::baselines::{Baseline, BaselineConfig, LoraBaseline};
 use cl_core::stream::replay::{MemoryKind, ReplayConfig};
 use cl_ilora::{EmaConfig, EmaSchedule, ILora, ILoraConfig};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -28,25 +28,9 @@ fn buffer() -> ReplayConfig {
     }
 }
 
-fn optimizer() -> OptimizerConfig {
-    OptimizerConfig {
-        lr: 5e-3,
-        weight_decay: 0.0,
-    }
-}
-
-/// A method that has finished task 0 (memory filled) and begun task 1.
-fn ready<M: Method<B, Input = Vec<u32>>>(mut method: M) -> M {
-    let first = texts(64, 0, 1);
-    method.begin_task(&task(0), &first).unwrap();
-    method.end_task(&task(0), &first).unwrap();
-    method.begin_task(&task(1), &[]).unwrap();
-    method
-}
-
 fn step(c: &mut Criterion) {
     let batch = texts(16, 1, 2);
-    let mut replay = ready(
+    let mut replay = after_first_task(
         LoraBaseline::new(
             Baseline::LoraReplay,
             BaselineConfig {
@@ -54,13 +38,13 @@ fn step(c: &mut Criterion) {
                 replay: buffer(),
                 ..BaselineConfig::default()
             },
-            minilm(),
+            minilm::<B>(),
             8,
             0,
         )
         .unwrap(),
     );
-    let mut ilora = ready(
+    let mut ilora = after_first_task(
         ILora::new(
             ILoraConfig {
                 optimizer: optimizer(),
@@ -71,7 +55,7 @@ fn step(c: &mut Criterion) {
                 },
                 ..ILoraConfig::default()
             },
-            minilm(),
+            minilm::<B>(),
             8,
             0,
         )

@@ -9,10 +9,10 @@
 
 use std::time::Instant;
 
-use benchmarks::{minilm, task, texts};
+use benchmarks::{after_first_task, minilm, optimizer, texts};
 use burn::backend::{Autodiff, NdArray};
 use cl_core::Method;
-use cl_core::baselines::{Baseline, BaselineConfig, LoraBaseline, OptimizerConfig};
+use cl_core::baselines::{Baseline, BaselineConfig, LoraBaseline};
 use cl_core::stream::replay::ReplayConfig;
 use cl_rkif::{Rkif, RkifConfig};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -22,38 +22,22 @@ type B = Autodiff<NdArray<f32>>;
 const K: usize = 8;
 const M: usize = 4;
 
-fn optimizer() -> OptimizerConfig {
-    OptimizerConfig {
-        lr: 5e-3,
-        weight_decay: 0.0,
-    }
-}
-
-/// A method that has finished task 0 (memory filled) and begun task 1.
-fn ready<T: Method<B, Input = Vec<u32>>>(mut method: T) -> T {
-    let first = texts(64, 0, 1);
-    method.begin_task(&task(0), &first).unwrap();
-    method.end_task(&task(0), &first).unwrap();
-    method.begin_task(&task(1), &[]).unwrap();
-    method
-}
-
 fn cycle(c: &mut Criterion) {
     let batch = texts(16, 1, 2);
-    let mut plain = ready(
+    let mut plain = after_first_task(
         LoraBaseline::new(
             Baseline::SeqLora,
             BaselineConfig {
                 optimizer: optimizer(),
                 ..BaselineConfig::default()
             },
-            minilm(),
+            minilm::<B>(),
             8,
             0,
         )
         .unwrap(),
     );
-    let mut rkif = ready(
+    let mut rkif = after_first_task(
         Rkif::new(
             RkifConfig {
                 lora: cl_core::peft::LoraConfig::default(),
@@ -66,7 +50,7 @@ fn cycle(c: &mut Criterion) {
                 outer_steps: M,
                 ..RkifConfig::default()
             },
-            minilm(),
+            minilm::<B>(),
             8,
             0,
         )

@@ -1,8 +1,10 @@
 //! Criterion benches live in `benches/`; this library holds what several of them build: a
 //! MiniLM-shaped encoder and synthetic token batches (costs depend on shapes, not on values).
 
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use cl_core::Method;
 use cl_core::backbone::{BertConfig, BertEncoder};
+use cl_core::baselines::OptimizerConfig;
 use cl_core::stream::{Example, Scenario, TaskInfo};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -56,4 +58,21 @@ pub fn task(id: usize) -> TaskInfo {
         scenario: Scenario::ClassIncremental,
         num_train: 64,
     }
+}
+
+/// AdamW, lr 5e-3, no weight decay (the text runs' setting).
+pub fn optimizer() -> OptimizerConfig {
+    OptimizerConfig {
+        lr: 5e-3,
+        weight_decay: 0.0,
+    }
+}
+
+/// `method` after finishing task 0 (64 texts, so its memory is filled) and beginning task 1.
+pub fn after_first_task<B: AutodiffBackend, T: Method<B, Input = Vec<u32>>>(mut method: T) -> T {
+    let first = texts(64, 0, 1);
+    method.begin_task(&task(0), &first).expect("task 0 begins");
+    method.end_task(&task(0), &first).expect("task 0 ends");
+    method.begin_task(&task(1), &[]).expect("task 1 begins");
+    method
 }

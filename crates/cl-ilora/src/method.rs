@@ -243,10 +243,7 @@ where
         inputs: &[&M::Input],
         _ctx: &EvalContext,
     ) -> Result<Tensor<B::InnerBackend, 2>> {
-        Ok(match &self.slow {
-            Some(slow) => slow.forward(inputs),
-            None => self.fast.valid().forward(inputs),
-        })
+        Ok(self.eval_model().forward(inputs))
     }
 
     fn backbone_params(&self) -> TaskVector<B::InnerBackend> {

@@ -158,7 +158,8 @@ pub fn fuse<B: Backend>(
     } else {
         0.5
     };
-    let mut counts = [0.0f64; 4];
+    // Per-path mask counts stay on the device and are read back once, after the loop.
+    let mut counts: Option<Tensor<B, 1>> = None;
     let mut total = 0usize;
     let mut entries = std::collections::BTreeMap::new();
     for (path, theta_s) in start.entries() {
@@ -181,7 +182,7 @@ pub fn fuse<B: Backend>(
             fusion_weights(rule, si.clone(), so.clone(), q, global_in, update_shared);
         let a = si.greater_elem(q).float();
         let b = so.greater_elem(q).float();
-        let shares = Tensor::cat(
+        let path_counts = Tensor::cat(
             vec![
                 (a.clone() * b.clone().neg().add_scalar(1.0)).sum(),
                 (a.clone().neg().add_scalar(1.0) * b.clone()).sum(),
@@ -189,14 +190,11 @@ pub fn fuse<B: Backend>(
                 ((a.neg().add_scalar(1.0)) * b.neg().add_scalar(1.0)).sum(),
             ],
             0,
-        )
-        .into_data()
-        .convert::<f64>()
-        .to_vec::<f64>()
-        .expect("f64");
-        for (c, s) in counts.iter_mut().zip(shares) {
-            *c += s;
-        }
+        );
+        counts = Some(match counts {
+            Some(c) => c + path_counts,
+            None => path_counts,
+        });
         total += base.dims()[0];
         entries.insert(
             path.clone(),
@@ -206,7 +204,17 @@ pub fn fuse<B: Backend>(
             },
         );
     }
-    let shares = counts.map(|c| c / total.max(1) as f64);
+    let mut shares = [0.0f64; 4];
+    if let Some(counts) = counts {
+        let counts = counts
+            .into_data()
+            .convert::<f64>()
+            .to_vec::<f64>()
+            .expect("f64");
+        for (share, c) in shares.iter_mut().zip(counts) {
+            *share = c / total.max(1) as f64;
+        }
+    }
     Ok((TaskVector::from_entries(entries), shares))
 }
 

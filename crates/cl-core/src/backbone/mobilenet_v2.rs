@@ -230,8 +230,7 @@ impl<B: Backend> MobileNetV2<B> {
         let mut next = || convs.next().expect("a convolution per layout entry");
         let stem = next();
         let mut blocks = Vec::new();
-        let mut input = 32;
-        for (t, c, n, _) in MOBILENET_V2_SETTINGS {
+        for (t, _, n, _) in MOBILENET_V2_SETTINGS {
             for _ in 0..n {
                 let expand = (t != 1).then(&mut next);
                 let depthwise = next();
@@ -242,10 +241,8 @@ impl<B: Backend> MobileNetV2<B> {
                     project,
                     residual: residual[blocks.len()],
                 });
-                input = c;
             }
         }
-        debug_assert_eq!(input, 320);
         let head = next();
         Self {
             stem,
