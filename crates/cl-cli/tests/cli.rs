@@ -41,6 +41,53 @@ fn synthetic_run_prints_the_matrix_and_writes_the_report() {
 }
 
 #[test]
+fn modulation_runs_task_incremental_on_the_synthetic_stream() {
+    let out = tempfile::tempdir().unwrap();
+    let result = cl()
+        .args([
+            "run",
+            "--method",
+            "modulation",
+            "--stream",
+            "synthetic",
+            "--task-incremental",
+            "--epochs",
+            "2",
+            "--out",
+        ])
+        .arg(out.path())
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(stdout.contains("BWT +0.00"), "{stdout}");
+    // Without the task id the method refuses, naming the scenario.
+    let result = cl()
+        .args([
+            "run",
+            "--method",
+            "modulation",
+            "--stream",
+            "synthetic",
+            "--epochs",
+            "1",
+        ])
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(
+        !result.status.success() && stderr.contains("task-incremental"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn bad_arguments_are_one_clear_line() {
     for (args, expected) in [
         (
@@ -54,6 +101,14 @@ fn bad_arguments_are_one_clear_line() {
         (
             vec!["run", "--method", "replay", "--preset", "huge"],
             "unknown preset `huge`",
+        ),
+        (
+            vec!["run", "--method", "replay", "--stream", "vision6"],
+            "no LoRA layers",
+        ),
+        (
+            vec!["run", "--method", "modulation", "--stream", "text5"],
+            "use --stream vision6 or synthetic",
         ),
         (
             vec![

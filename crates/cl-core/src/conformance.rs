@@ -7,7 +7,9 @@
 //! ```
 //!
 //! The closure receives a fresh frozen [`MlpBackbone`], the stream's class count and the run
-//! seed, and returns the method. Each property is its own `#[test]`.
+//! seed, and returns the method. Each property is its own `#[test]`. Methods that need the task
+//! id at evaluation use `conformance_suite!(task_incremental: |backbone, num_classes, seed| ...)`:
+//! the same properties on the task-incremental stream.
 
 use burn::backend::{Autodiff, NdArray};
 
@@ -88,13 +90,25 @@ where
 }
 
 /// The run completes, the matrix is full and in `[0, 1]`, every task was learnt above chance,
-/// and the report's metrics are present.
+/// and the report's metrics are present (both scenarios).
 pub fn learns_every_task<M, F>(make: F)
 where
     M: Method<TestBackend, Input = Vec<f32>>,
     F: Fn(MlpBackbone<TestBackend>, usize, u64) -> M,
 {
-    for scenario in [Scenario::ClassIncremental, Scenario::TaskIncremental] {
+    learns_every_task_in(
+        make,
+        &[Scenario::ClassIncremental, Scenario::TaskIncremental],
+    );
+}
+
+/// [`learns_every_task`] in the given scenarios only (task-incremental methods).
+pub fn learns_every_task_in<M, F>(make: F, scenarios: &[Scenario])
+where
+    M: Method<TestBackend, Input = Vec<f32>>,
+    F: Fn(MlpBackbone<TestBackend>, usize, u64) -> M,
+{
+    for &scenario in scenarios {
         let stream = stream(scenario);
         let (method, report) = run_once(&make, &stream, &run_config(0));
         let report = report.expect("run succeeds");
@@ -133,7 +147,16 @@ where
     M: Method<TestBackend, Input = Vec<f32>>,
     F: Fn(MlpBackbone<TestBackend>, usize, u64) -> M,
 {
-    let stream = stream(Scenario::ClassIncremental);
+    backbone_stays_frozen_in(make, Scenario::ClassIncremental);
+}
+
+/// [`backbone_stays_frozen`] on the stream of `scenario`.
+pub fn backbone_stays_frozen_in<M, F>(make: F, scenario: Scenario)
+where
+    M: Method<TestBackend, Input = Vec<f32>>,
+    F: Fn(MlpBackbone<TestBackend>, usize, u64) -> M,
+{
+    let stream = stream(scenario);
     let mut method = make(backbone(), stream.num_classes(), 0);
     let before = method.backbone_params();
     assert!(
@@ -162,7 +185,16 @@ where
     M: Method<TestBackend, Input = Vec<f32>>,
     F: Fn(MlpBackbone<TestBackend>, usize, u64) -> M,
 {
-    let stream = stream(Scenario::ClassIncremental);
+    deterministic_in(make, Scenario::ClassIncremental);
+}
+
+/// [`deterministic`] on the stream of `scenario`.
+pub fn deterministic_in<M, F>(make: F, scenario: Scenario)
+where
+    M: Method<TestBackend, Input = Vec<f32>>,
+    F: Fn(MlpBackbone<TestBackend>, usize, u64) -> M,
+{
+    let stream = stream(scenario);
     let a = run_once(&make, &stream, &run_config(5))
         .1
         .expect("run succeeds");
@@ -179,7 +211,16 @@ where
     M: Method<TestBackend, Input = Vec<f32>>,
     F: Fn(MlpBackbone<TestBackend>, usize, u64) -> M,
 {
-    let stream = stream(Scenario::ClassIncremental);
+    resume_matches_uninterrupted_in(make, Scenario::ClassIncremental);
+}
+
+/// [`resume_matches_uninterrupted`] on the stream of `scenario`.
+pub fn resume_matches_uninterrupted_in<M, F>(make: F, scenario: Scenario)
+where
+    M: Method<TestBackend, Input = Vec<f32>>,
+    F: Fn(MlpBackbone<TestBackend>, usize, u64) -> M,
+{
+    let stream = stream(scenario);
     let full = run_once(&make, &stream, &run_config(3))
         .1
         .expect("run succeeds");
@@ -218,18 +259,22 @@ where
     M: Method<TestBackend, Input = Vec<f32>>,
     F: Fn(MlpBackbone<TestBackend>, usize, u64) -> M,
 {
-    let stream = stream(Scenario::ClassIncremental);
+    non_finite_loss_stops_the_run_in(make, Scenario::ClassIncremental);
+}
+
+/// [`non_finite_loss_stops_the_run`] on the stream of `scenario`.
+pub fn non_finite_loss_stops_the_run_in<M, F>(make: F, scenario: Scenario)
+where
+    M: Method<TestBackend, Input = Vec<f32>>,
+    F: Fn(MlpBackbone<TestBackend>, usize, u64) -> M,
+{
+    let stream = stream(scenario);
     let mut tasks = stream.tasks().to_vec();
     for ex in &mut tasks[0].train {
         ex.input[0] = f32::NAN;
     }
-    let poisoned = TaskStream::new(
-        "poisoned",
-        Scenario::ClassIncremental,
-        stream.num_classes(),
-        tasks,
-    )
-    .expect("valid");
+    let poisoned =
+        TaskStream::new("poisoned", scenario, stream.num_classes(), tasks).expect("valid");
     let err = run_once(&make, &poisoned, &run_config(0))
         .1
         .expect_err("NaN data must stop the run");
@@ -271,6 +316,38 @@ macro_rules! conformance_suite {
             #[test]
             fn non_finite_loss_stops_the_run() {
                 $crate::conformance::non_finite_loss_stops_the_run($make);
+            }
+        }
+    };
+    (task_incremental: $make:expr) => {
+        mod conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::stream::Scenario::TaskIncremental;
+
+            #[test]
+            fn learns_every_task() {
+                $crate::conformance::learns_every_task_in($make, &[TaskIncremental]);
+            }
+
+            #[test]
+            fn backbone_stays_frozen() {
+                $crate::conformance::backbone_stays_frozen_in($make, TaskIncremental);
+            }
+
+            #[test]
+            fn deterministic() {
+                $crate::conformance::deterministic_in($make, TaskIncremental);
+            }
+
+            #[test]
+            fn resume_matches_uninterrupted() {
+                $crate::conformance::resume_matches_uninterrupted_in($make, TaskIncremental);
+            }
+
+            #[test]
+            fn non_finite_loss_stops_the_run() {
+                $crate::conformance::non_finite_loss_stops_the_run_in($make, TaskIncremental);
             }
         }
     };

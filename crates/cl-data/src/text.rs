@@ -182,13 +182,13 @@ pub fn text_stream(
     stream_from_rows(kind.name(), named, cfg)
 }
 
-/// Builds a stream from named tasks of `(text, label name)` rows (also used by tests and by the
-/// loaders of user-given datasets).
-pub fn stream_from_rows(
+/// Builds a stream from named tasks of `(input, label name)` rows (text streams, the image
+/// stream, tests, loaders of user-given datasets).
+pub fn stream_from_rows<X>(
     name: &str,
-    tasks: Vec<(String, Vec<Labelled>)>,
+    tasks: Vec<(String, Vec<(X, String)>)>,
     cfg: &TextStreamConfig,
-) -> Result<TaskStream<String>> {
+) -> Result<TaskStream<X>> {
     let mut next_class = 0usize;
     let mut built = Vec::with_capacity(tasks.len());
     for (id, (task_name, rows)) in tasks.into_iter().enumerate() {
@@ -202,7 +202,7 @@ pub fn stream_from_rows(
             .collect();
         let classes: Vec<usize> = names.values().copied().collect();
         next_class += classes.len();
-        let examples: Vec<Example<String>> = rows
+        let examples: Vec<Example<X>> = rows
             .into_iter()
             .map(|(text, label)| Example {
                 label: names[&label],
@@ -229,15 +229,11 @@ pub fn stream_from_rows(
 }
 
 /// Train, validation and test examples of one task.
-type Splits = (
-    Vec<Example<String>>,
-    Vec<Example<String>>,
-    Vec<Example<String>>,
-);
+type Splits<X> = (Vec<Example<X>>, Vec<Example<X>>, Vec<Example<X>>);
 
 /// Orders examples so that every prefix is class-stratified (each example ranked by its
 /// fractional position within its shuffled class), then cuts test, valid and train from the front.
-fn stratified_split(examples: Vec<Example<String>>, cfg: &TextStreamConfig, seed: u64) -> Splits {
+fn stratified_split<X>(examples: Vec<Example<X>>, cfg: &TextStreamConfig, seed: u64) -> Splits<X> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut by_class: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for (i, ex) in examples.iter().enumerate() {
@@ -256,8 +252,8 @@ fn stratified_split(examples: Vec<Example<String>>, cfg: &TextStreamConfig, seed
     let test_n = cfg.test_per_task.min(n / 4);
     let valid_n = cfg.valid_per_task.min(n / 10);
     let train_n = cfg.train_per_task.min(n - test_n - valid_n);
-    let mut slots: Vec<Option<Example<String>>> = examples.into_iter().map(Some).collect();
-    let mut take = |range: std::ops::Range<usize>| -> Vec<Example<String>> {
+    let mut slots: Vec<Option<Example<X>>> = examples.into_iter().map(Some).collect();
+    let mut take = |range: std::ops::Range<usize>| -> Vec<Example<X>> {
         ranked[range]
             .iter()
             .map(|&(_, i)| slots[i].take().expect("each index once"))

@@ -13,12 +13,11 @@
 use burn::module::{Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::backend::Backend;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Distribution, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use super::Backbone;
+use super::conv::conv2d_same;
 use crate::peft::LoraLinear;
 
 /// One image, channels first `[3, height, width]`, already resized and normalised.
@@ -80,10 +79,18 @@ impl<B: Backend> ConvBn<B> {
 
     /// The same with another weight of the same shape (a modulated or masked one).
     pub fn forward_with(&self, x: Tensor<B, 4>, weight: Tensor<B, 4>) -> Tensor<B, 4> {
-        let k = weight.dims()[2];
-        let pad = (k - 1) / 2;
-        let options = ConvOptions::new([self.stride; 2], [pad; 2], [1, 1], self.groups);
-        let y = self.norm.forward(conv2d(x, weight, None, options));
+        self.forward_custom(x, weight, &mut |y| self.norm.forward(y))
+    }
+
+    /// The same with another weight and another normalisation of the convolution's output
+    /// (per-task or batch statistics): `norm` maps `[batch, out, h', w']` to the same shape.
+    pub fn forward_custom(
+        &self,
+        x: Tensor<B, 4>,
+        weight: Tensor<B, 4>,
+        norm: &mut dyn FnMut(Tensor<B, 4>) -> Tensor<B, 4>,
+    ) -> Tensor<B, 4> {
+        let y = norm(conv2d_same(x, weight, self.stride, self.groups));
         if self.relu6 { y.clamp(0.0, 6.0) } else { y }
     }
 }
@@ -338,6 +345,38 @@ impl<B: Backend> MobileNetV2<B> {
         self.head.forward(h)
     }
 
+    /// [`MobileNetV2::feature_map`] with `weights[i]` in place of the weight of convolution `i`
+    /// (network order, [`MobileNetV2::convs`]) and `norm(i, y)` in place of its batch norm.
+    /// Panics if `weights` does not have one tensor per convolution.
+    pub fn feature_map_custom(
+        &self,
+        x: Tensor<B, 4>,
+        weights: &[Tensor<B, 4>],
+        norm: &mut dyn FnMut(usize, Tensor<B, 4>) -> Tensor<B, 4>,
+    ) -> Tensor<B, 4> {
+        let convs = self.convs();
+        assert_eq!(weights.len(), convs.len(), "one weight per convolution");
+        let mut index = 0;
+        let mut apply = |conv: &ConvBn<B>, x: Tensor<B, 4>| {
+            let i = index;
+            index += 1;
+            conv.forward_custom(x, weights[i].clone(), &mut |y| norm(i, y))
+        };
+        let mut h = apply(&self.stem, x);
+        for block in &self.blocks {
+            let input = h.clone();
+            if let Some(expand) = &block.expand {
+                h = apply(expand, h);
+            }
+            h = apply(&block.depthwise, h);
+            h = apply(&block.project, h);
+            if block.residual {
+                h = h + input;
+            }
+        }
+        apply(&self.head, h)
+    }
+
     /// ImageNet logits `[batch, 1000]` (evaluation mode: no dropout).
     pub fn imagenet_logits(&self, inputs: &[&Image]) -> Tensor<B, 2> {
         self.classifier.forward(self.features(inputs))
@@ -429,6 +468,15 @@ mod tests {
             .count();
         assert_eq!(trainable, 0);
         assert_eq!(net.convs().len(), 52);
+        // The custom path with the network's own weights and norms is the plain forward.
+        let x = net.batch(&[&image]);
+        let weights: Vec<_> = net.convs().iter().map(|(_, c)| c.weight.val()).collect();
+        let convs = net.convs();
+        let custom =
+            net.feature_map_custom(x.clone(), &weights, &mut |i, y| convs[i].1.norm.forward(y));
+        custom
+            .into_data()
+            .assert_eq(&net.feature_map(x).into_data(), true);
     }
 
     #[test]

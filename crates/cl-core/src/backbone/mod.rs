@@ -6,6 +6,7 @@
 
 pub mod bert;
 pub mod bert_loader;
+pub mod conv;
 pub mod mlp;
 pub mod mobilenet_loader;
 pub mod mobilenet_v2;
