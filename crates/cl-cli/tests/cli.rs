@@ -6,29 +6,38 @@ fn cl() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cl"))
 }
 
+/// Runs `cl run <args> --out <out>` and returns its stdout, failing the test if it fails.
+fn run_ok(args: &[&str], out: &std::path::Path) -> String {
+    let result = cl()
+        .arg("run")
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout).to_string();
+    assert!(
+        result.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    stdout
+}
+
 #[test]
 fn synthetic_run_prints_the_matrix_and_writes_the_report() {
     let out = tempfile::tempdir().unwrap();
-    let result = cl()
-        .args([
-            "run",
+    let stdout = run_ok(
+        &[
             "--method",
             "seq-lora",
             "--stream",
             "synthetic",
             "--epochs",
             "2",
-            "--out",
-        ])
-        .arg(out.path())
-        .env("CI", "true")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&result.stdout);
-    assert!(
-        result.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&result.stderr)
+        ],
+        out.path(),
     );
     assert!(
         stdout.contains("after\\task") && stdout.contains("OP") && stdout.contains("BWT"),
@@ -43,9 +52,8 @@ fn synthetic_run_prints_the_matrix_and_writes_the_report() {
 #[test]
 fn modulation_runs_task_incremental_on_the_synthetic_stream() {
     let out = tempfile::tempdir().unwrap();
-    let result = cl()
-        .args([
-            "run",
+    let stdout = run_ok(
+        &[
             "--method",
             "modulation",
             "--stream",
@@ -53,17 +61,8 @@ fn modulation_runs_task_incremental_on_the_synthetic_stream() {
             "--task-incremental",
             "--epochs",
             "2",
-            "--out",
-        ])
-        .arg(out.path())
-        .env("CI", "true")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&result.stdout);
-    assert!(
-        result.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&result.stderr)
+        ],
+        out.path(),
     );
     assert!(stdout.contains("BWT +0.00"), "{stdout}");
     // Without the task id the method refuses, naming the scenario.

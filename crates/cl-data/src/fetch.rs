@@ -281,21 +281,7 @@ fn extract(archive: &Path, pkg: &Package, dest: &Path) -> Result<()> {
         }
     } else if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
         let file = fs::File::open(archive).map_err(|e| DataError::io("opening", archive, e))?;
-        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
-        for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
-            let mut entry = entry.map_err(|e| bad(e.to_string()))?;
-            if !entry.header().entry_type().is_file() {
-                continue;
-            }
-            let path = entry
-                .path()
-                .map_err(|e| bad(e.to_string()))?
-                .to_string_lossy()
-                .to_string();
-            if let Some(rel) = kept_path(&path, pkg, true) {
-                write_entry(&mut entry, &dest.join(rel))?;
-            }
-        }
+        extract_tar(flate2::read::GzDecoder::new(file), archive, pkg, dest, true)?;
     } else if name.ends_with(".deb") {
         // A .deb is an `ar` archive whose data member may be xz or zstd compressed:
         // `dpkg-deb --fsys-tarfile` hands over the plain tar of its files (`./usr/...`).
@@ -314,22 +300,7 @@ fn extract(archive: &Path, pkg: &Package, dest: &Path) -> Result<()> {
                 _ => DataError::io("starting dpkg-deb on", archive, e),
             })?;
         let stdout = child.stdout.take().expect("piped");
-        let mut tar = tar::Archive::new(stdout);
-        for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
-            let mut entry = entry.map_err(|e| bad(e.to_string()))?;
-            if !entry.header().entry_type().is_file() {
-                continue;
-            }
-            let path = entry
-                .path()
-                .map_err(|e| bad(e.to_string()))?
-                .to_string_lossy()
-                .to_string();
-            let path = path.trim_start_matches("./");
-            if let Some(rel) = kept_path(path, pkg, false) {
-                write_entry(&mut entry, &dest.join(rel))?;
-            }
-        }
+        extract_tar(stdout, archive, pkg, dest, false)?;
         let output = child
             .wait_with_output()
             .map_err(|e| DataError::io("waiting for dpkg-deb on", archive, e))?;
@@ -341,6 +312,37 @@ fn extract(archive: &Path, pkg: &Package, dest: &Path) -> Result<()> {
         }
     } else {
         return Err(bad("unknown archive type".into()));
+    }
+    Ok(())
+}
+
+/// Writes the kept regular files of a tar stream under `dest`; `strip_top` drops an sdist's or
+/// npm tarball's top directory, and a leading `./` (as in a .deb's data) is ignored.
+fn extract_tar(
+    reader: impl Read,
+    archive: &Path,
+    pkg: &Package,
+    dest: &Path,
+    strip_top: bool,
+) -> Result<()> {
+    let bad = |reason: String| DataError::Extract {
+        file: archive.to_path_buf(),
+        reason,
+    };
+    let mut tar = tar::Archive::new(reader);
+    for entry in tar.entries().map_err(|e| bad(e.to_string()))? {
+        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry
+            .path()
+            .map_err(|e| bad(e.to_string()))?
+            .to_string_lossy()
+            .to_string();
+        if let Some(rel) = kept_path(path.trim_start_matches("./"), pkg, strip_top) {
+            write_entry(&mut entry, &dest.join(rel))?;
+        }
     }
     Ok(())
 }

@@ -47,20 +47,18 @@ impl<B: Backend> Frozen<B> {
     }
 }
 
-/// Task-local logits `[batch, classes of the task]` of `module` (grids taken from `grids`), and
-/// each norm's batch statistics when `batch_statistics`.
+/// Task-local logits `[batch, classes of the task]` of `module` run with `weights` (built by
+/// [`TaskModule::weights`]), and each norm's batch statistics when `batch_statistics`.
 fn forward<B: Backend, N: ModulatableBackbone<B>>(
     net: &N,
     frozen: &Frozen<B>,
     module: &TaskModule<B>,
-    grids: &[Param<Tensor<B, 2>>],
-    cfg: &ModulationConfig,
+    weights: &[Tensor<B, 4>],
     inputs: &[&N::Input],
     batch_statistics: bool,
 ) -> (Tensor<B, 2>, Vec<Option<BatchStatistics<B>>>) {
-    let weights = TaskModule::weights(grids, &frozen.weights, &frozen.resamplers, cfg);
     let mut stats = vec![None; frozen.norms.len()];
-    let features = net.features_with(inputs, &weights, &mut |j, y| {
+    let features = net.features_with(inputs, weights, &mut |j, y| {
         let (out, s) = module.normalise(j, y, frozen.norms[j].epsilon, batch_statistics);
         stats[j] = s;
         out
@@ -90,6 +88,9 @@ pub struct Modulation<B: AutodiffBackend, N: ModulationBackbone<B>> {
     current: Option<Current<B>>,
     /// Every finished task with its module, in order.
     finished: Vec<(TaskInfo, TaskModule<Inner<B>>)>,
+    /// The weights each finished task's module produces, built once at its end (evaluation
+    /// reuses them instead of resizing and multiplying every grid per batch).
+    finished_weights: Vec<Vec<Tensor<Inner<B>, 4>>>,
 }
 
 impl<B, N> Modulation<B, N>
@@ -126,6 +127,7 @@ where
             frozen_inner,
             current: None,
             finished: Vec::new(),
+            finished_weights: Vec::new(),
         })
     }
 
@@ -152,6 +154,16 @@ where
         )
     }
 
+    /// The weights `module`'s grids produce on the inner backend.
+    fn task_weights(&self, module: &TaskModule<Inner<B>>) -> Vec<Tensor<Inner<B>, 4>> {
+        TaskModule::weights(
+            &module.grids,
+            &self.frozen_inner.weights,
+            &self.frozen_inner.resamplers,
+            &self.cfg,
+        )
+    }
+
     /// Logits `[batch, num_classes]` of task `info` on the inner backend: its module's outputs
     /// in its classes' columns, `-1e9` elsewhere.
     fn predict_task(
@@ -160,21 +172,29 @@ where
         module: &TaskModule<Inner<B>>,
         inputs: &[&N::Input],
     ) -> Tensor<Inner<B>, 2> {
-        let grids = match self.cfg.kind {
-            // One update shared by all tasks: whatever was trained last.
-            TransformKind::Finetune => self
+        // Fine-tuning: one update shared by all tasks, whatever was trained last.
+        let cached = match self.cfg.kind {
+            TransformKind::Finetune => self.finished_weights.last(),
+            _ => self
                 .finished
-                .last()
-                .map_or(&module.grids, |(_, m)| &m.grids),
-            _ => &module.grids,
+                .iter()
+                .position(|(i, _)| i.id == info.id)
+                .map(|p| &self.finished_weights[p]),
+        };
+        let built;
+        let weights = match cached {
+            Some(w) => w,
+            None => {
+                built = self.task_weights(module);
+                &built
+            }
         };
         // Evaluation always normalises with the task's stored statistics.
         let (local, _) = forward(
             &self.inner,
             &self.frozen_inner,
             module,
-            grids,
-            &self.cfg,
+            weights,
             inputs,
             false,
         );
@@ -264,12 +284,17 @@ where
             .collect::<Result<Vec<_>>>()?;
         let inputs: Vec<&N::Input> = batch.iter().map(|e| &e.input).collect();
         let batch_statistics = self.cfg.norm.statistics == Statistics::PerTask;
+        let weights = TaskModule::weights(
+            &current.module.grids,
+            &self.frozen.weights,
+            &self.frozen.resamplers,
+            &self.cfg,
+        );
         let (logits, stats) = forward(
             &self.backbone,
             &self.frozen,
             &current.module,
-            &current.module.grids,
-            &self.cfg,
+            &weights,
             &inputs,
             batch_statistics,
         );
@@ -305,7 +330,9 @@ where
             .take()
             .ok_or_else(|| ClError::config("end_task", "called before begin_task"))?;
         debug_assert_eq!(current.info.id, task.id);
-        self.finished.push((current.info, current.module.valid()));
+        let module = current.module.valid();
+        self.finished_weights.push(self.task_weights(&module));
+        self.finished.push((current.info, module));
         Ok(())
     }
 
@@ -387,6 +414,7 @@ where
             let module = load_module(module, &dir.join(format!("task-{}", info.id)), &device)?;
             restored.push((info.clone(), module));
         }
+        self.finished_weights = restored.iter().map(|(_, m)| self.task_weights(m)).collect();
         self.finished = restored;
         self.current = None;
         Ok(())
