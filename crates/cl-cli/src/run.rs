@@ -193,15 +193,11 @@ pub fn run(args: RunArgs) -> Result<()> {
         );
     }
     let synthetic = args.stream == "synthetic";
-    let read = |path: &PathBuf| format!("method config `{}`", path.display());
     let spec = if let Some(kind) = modulation {
-        let mut cfg: ModulationConfig = match &args.config {
-            Some(path) => read_json(path).with_context(|| read(path))?,
-            None => ModulationConfig {
-                optimizer: default_optimizer(synthetic),
-                ..ModulationConfig::default()
-            },
-        };
+        let mut cfg: ModulationConfig = method_config(&args.config, || ModulationConfig {
+            optimizer: default_optimizer(synthetic),
+            ..ModulationConfig::default()
+        })?;
         // The method name decides what is learnt per task.
         cfg.kind = kind;
         MethodSpec::Modulation(cfg)
@@ -209,39 +205,31 @@ pub fn run(args: RunArgs) -> Result<()> {
         match Baseline::from_name(&args.method) {
             Some(kind) => MethodSpec::Baseline(
                 kind,
-                match &args.config {
-                    Some(path) => read_json(path).with_context(|| read(path))?,
-                    None => BaselineConfig {
-                        lora: default_lora(synthetic),
-                        optimizer: default_optimizer(synthetic),
-                        ..BaselineConfig::default()
-                    },
-                },
+                method_config(&args.config, || BaselineConfig {
+                    lora: default_lora(synthetic),
+                    optimizer: default_optimizer(synthetic),
+                    ..BaselineConfig::default()
+                })?,
             ),
-            None if args.method == "rkif" => MethodSpec::Rkif(match &args.config {
-                Some(path) => read_json(path).with_context(|| read(path))?,
-                None => RkifConfig {
+            None if args.method == "rkif" => {
+                MethodSpec::Rkif(method_config(&args.config, || RkifConfig {
                     lora: default_lora(synthetic),
                     optimizer: default_optimizer(synthetic),
                     ..RkifConfig::default()
-                },
-            }),
-            None if args.method == "ilora" => MethodSpec::ILora(match &args.config {
-                Some(path) => read_json(path).with_context(|| read(path))?,
-                None => ILoraConfig {
+                })?)
+            }
+            None if args.method == "ilora" => {
+                MethodSpec::ILora(method_config(&args.config, || ILoraConfig {
                     lora: default_lora(synthetic),
                     optimizer: default_optimizer(synthetic),
                     ..ILoraConfig::default()
-                },
-            }),
-            None => MethodSpec::Arith(match &args.config {
-                Some(path) => read_json(path).with_context(|| read(path))?,
-                None => ArithConfig {
-                    lora: default_lora(synthetic),
-                    optimizer: default_optimizer(synthetic),
-                    ..ArithConfig::default()
-                },
-            }),
+                })?)
+            }
+            None => MethodSpec::Arith(method_config(&args.config, || ArithConfig {
+                lora: default_lora(synthetic),
+                optimizer: default_optimizer(synthetic),
+                ..ArithConfig::default()
+            })?),
         }
     };
     match args.stream.as_str() {
@@ -261,6 +249,20 @@ pub fn run(args: RunArgs) -> Result<()> {
         )));
     }
     backend::dispatch(&args.backend.clone(), Job { args, spec })
+}
+
+/// The method configuration read from `--config` (unknown keys are errors naming the file), or
+/// `default()` without one.
+fn method_config<T: DeserializeOwned>(
+    path: &Option<PathBuf>,
+    default: impl FnOnce() -> T,
+) -> Result<T> {
+    match path {
+        Some(path) => {
+            read_json(path).with_context(|| format!("method config `{}`", path.display()))
+        }
+        None => Ok(default()),
+    }
 }
 
 /// LoRA defaults: r = 4, α = 8 on every layer of the synthetic MLP; r = 8, α = 16 on MiniLM's

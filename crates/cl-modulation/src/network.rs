@@ -130,18 +130,7 @@ impl<B: Backend> ModulatableBackbone<B> for MlpBackbone<B> {
         _norm: &mut NormFn<'_, B>,
     ) -> Tensor<B, 2> {
         assert_eq!(weights.len(), self.layers.len(), "one weight per layer");
-        let d = self.layers[0].dims()[0];
-        let flat: Vec<f32> = inputs
-            .iter()
-            .flat_map(|x| {
-                assert_eq!(x.len(), d, "MLP backbone expects inputs of length {d}");
-                x.iter().copied()
-            })
-            .collect();
-        let mut h = Tensor::<B, 2>::from_data(
-            burn::tensor::TensorData::new(flat, [inputs.len(), d]),
-            &self.device(),
-        );
+        let mut h = self.input_batch(inputs);
         for (layer, w) in self.layers.iter().zip(weights) {
             let [d_out, d_in, _, _] = w.dims();
             let w = w.clone().reshape([d_out, d_in]).transpose();

@@ -85,8 +85,9 @@ pub fn seeded_linear<B: Backend>(
 }
 
 impl<B: Backend> MlpBackbone<B> {
-    /// Every layer's output `[batch, d_{i+1}]`, in order.
-    fn layer_outputs(&self, inputs: &[&Vec<f32>]) -> Vec<Tensor<B, 2>> {
+    /// Stacks input vectors into `[batch, d_0]` on the backbone's device. Panics with a clear
+    /// message if a vector has the wrong length.
+    pub fn input_batch(&self, inputs: &[&Vec<f32>]) -> Tensor<B, 2> {
         let d = self.layers[0].dims()[0];
         let flat: Vec<f32> = inputs
             .iter()
@@ -95,7 +96,12 @@ impl<B: Backend> MlpBackbone<B> {
                 x.iter().copied()
             })
             .collect();
-        let mut h = Tensor::from_data(TensorData::new(flat, [inputs.len(), d]), &self.device());
+        Tensor::from_data(TensorData::new(flat, [inputs.len(), d]), &self.device())
+    }
+
+    /// Every layer's output `[batch, d_{i+1}]`, in order.
+    fn layer_outputs(&self, inputs: &[&Vec<f32>]) -> Vec<Tensor<B, 2>> {
+        let mut h = self.input_batch(inputs);
         let mut outputs = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
             h = relu(layer.forward(h));

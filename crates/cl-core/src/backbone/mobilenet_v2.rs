@@ -109,16 +109,6 @@ pub struct InvertedResidual<B: Backend> {
 }
 
 impl<B: Backend> InvertedResidual<B> {
-    /// `x: [batch, in, h, w]` → `[batch, out, h', w']`.
-    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mut h = x.clone();
-        if let Some(expand) = &self.expand {
-            h = expand.forward(h);
-        }
-        let h = self.project.forward(self.depthwise.forward(h));
-        if self.residual { h + x } else { h }
-    }
-
     /// The block's convolutions in order (expansion if any, depthwise, projection).
     pub fn convs(&self) -> Vec<&ConvBn<B>> {
         self.expand
@@ -338,11 +328,9 @@ impl<B: Backend> MobileNetV2<B> {
 
     /// Head activations `[batch, 1280, h/32, w/32]` of `x: [batch, 3, h, w]`.
     pub fn feature_map(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let mut h = self.stem.forward(x);
-        for block in &self.blocks {
-            h = block.forward(h);
-        }
-        self.head.forward(h)
+        let convs = self.convs();
+        let weights: Vec<_> = convs.iter().map(|(_, c)| c.weight.val()).collect();
+        self.feature_map_custom(x, &weights, &mut |i, y| convs[i].1.norm.forward(y))
     }
 
     /// [`MobileNetV2::feature_map`] with `weights[i]` in place of the weight of convolution `i`
