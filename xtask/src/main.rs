@@ -6,6 +6,16 @@
 //!   of `cl` with that feature plus a short run on it when a device is present.
 //! - `fetch-data`: download MiniLM and the text datasets into the cache (`cl fetch`).
 //! - `bench`: the criterion benches.
+//! - `reproduce [--paper …] [--backend …] [--seeds N] [--quick] …`: the papers' tables and plots
+//!   from runs of `cl` (see [`reproduce`]).
+//! - `agree [--backends ndarray,wgpu,cuda]`: one small fixed run per backend, compared with
+//!   ndarray within stated tolerances (see [`agree`]).
+
+mod agree;
+mod plan;
+mod plot;
+mod report;
+mod reproduce;
 
 use std::process::Command;
 
@@ -21,9 +31,13 @@ fn main() -> Result<()> {
             test(backend)
         }
         "bench" => cargo(&["bench", "-p", "benchmarks"]),
+        "reproduce" => reproduce::reproduce(&args[1..]),
+        "agree" => agree::agree(&args[1..]),
         "fetch-data" => cargo(&["run", "--release", "-p", "cl-cli", "--", "fetch"]),
         "help" | "--help" | "-h" => {
-            println!("cargo xtask ci | test [--backend ndarray|wgpu|cuda] | fetch-data | bench");
+            println!(
+                "cargo xtask ci | test [--backend ndarray|wgpu|cuda] | fetch-data | bench | reproduce [--help] | agree [--backends …]"
+            );
             Ok(())
         }
         other => bail!("unknown xtask `{other}`; try `cargo xtask help`"),
@@ -75,7 +89,7 @@ fn cargo(args: &[&str]) -> Result<()> {
     run(Command::new(cargo).args(args))
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("$ {cmd:?}");
     let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
     if !status.success() {
