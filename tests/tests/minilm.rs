@@ -136,3 +136,104 @@ fn missing_or_corrupt_tokenizer_is_a_clear_error() {
         .to_string();
     assert!(err.contains("tokenizer.json"), "{err}");
 }
+
+/// Converts every F32 tensor of a safetensors file to `dtype` (F16 or BF16).
+fn convert_floats(src: &Path, dst: &Path, to_bf16: bool) {
+    use safetensors::tensor::{Dtype, TensorView};
+    let bytes = std::fs::read(src).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = file
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| {
+            if view.dtype() != Dtype::F32 {
+                return (
+                    name,
+                    view.dtype(),
+                    view.shape().to_vec(),
+                    view.data().to_vec(),
+                );
+            }
+            let raw = view
+                .data()
+                .chunks_exact(4)
+                .flat_map(|c| {
+                    let v = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                    if to_bf16 {
+                        half::bf16::from_f32(v).to_le_bytes()
+                    } else {
+                        half::f16::from_f32(v).to_le_bytes()
+                    }
+                })
+                .collect();
+            let dtype = if to_bf16 { Dtype::BF16 } else { Dtype::F16 };
+            (name, dtype, view.shape().to_vec(), raw)
+        })
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, d, s, r)| (n.clone(), TensorView::new(*d, s.clone(), r).unwrap()))
+        .collect();
+    std::fs::write(dst, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn half_precision_weights_load_as_f32() {
+    let dir = model_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let device = Default::default();
+    let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"), 16).unwrap();
+    let ids = tokenizer
+        .encode_batch(&["a half-precision copy of the model", "second sentence"])
+        .unwrap();
+    let inputs: Vec<&Vec<u32>> = ids.iter().collect();
+    let full = load_bert::<B>(
+        &dir.join("model.safetensors"),
+        &dir.join("config.json"),
+        &device,
+    )
+    .unwrap()
+    .features(&inputs)
+    .into_data()
+    .to_vec::<f32>()
+    .unwrap();
+    for (to_bf16, tolerance) in [(false, 5e-3), (true, 5e-2)] {
+        let path = tmp.path().join("model.safetensors");
+        convert_floats(&dir.join("model.safetensors"), &path, to_bf16);
+        let half = load_bert::<B>(&path, &dir.join("config.json"), &device)
+            .unwrap_or_else(|e| panic!("bf16 {to_bf16}: {e}"))
+            .features(&inputs)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let worst = full
+            .iter()
+            .zip(&half)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        eprintln!("bf16 {to_bf16}: max |Δ feature| {worst:.2e}");
+        assert!(worst > 0.0 && worst < tolerance, "bf16 {to_bf16}: {worst}");
+    }
+}
+
+#[test]
+fn tensors_the_config_does_not_use_are_an_error() {
+    let dir = model_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    config["num_hidden_layers"] = serde_json::json!(3);
+    let cfg_path = tmp.path().join("config.json");
+    std::fs::write(&cfg_path, config.to_string()).unwrap();
+    let err = load_bert::<B>(
+        &dir.join("model.safetensors"),
+        &cfg_path,
+        &Default::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("48 tensors") && err.contains("layers.3") && err.contains("3 layers"),
+        "{err}"
+    );
+}

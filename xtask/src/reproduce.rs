@@ -520,10 +520,10 @@ fn execute_one(
         .arg(&dir)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
-        .stderr(log);
-    if dir.join("checkpoint").exists() {
-        cmd.arg("--resume");
-    }
+        .stderr(log)
+        // Continues a stopped run (`cl` starts afresh when there is no checkpoint yet, and
+        // refuses a checkpoint made with other settings).
+        .arg("--resume");
     let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
     if !status.success() {
         bail!("{status}; see {}", dir.join("log.txt").display());

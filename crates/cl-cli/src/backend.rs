@@ -23,6 +23,29 @@ pub fn default_name() -> &'static str {
     compiled().first().copied().unwrap_or("ndarray")
 }
 
+/// The backends `cl` can be built with.
+pub const KNOWN: [&str; 3] = ["ndarray", "wgpu", "cuda"];
+
+/// Checks `--backend` before anything else runs: an unknown name lists the known ones; a
+/// known one missing from this binary says how to build it in.
+pub fn check(name: &str) -> Result<()> {
+    let compiled = compiled();
+    if compiled.contains(&name) {
+        return Ok(());
+    }
+    if !KNOWN.contains(&name) {
+        bail!(
+            "unknown backend `{name}`; choose one of {} (this binary has {})",
+            KNOWN.join(", "),
+            compiled.join(", ")
+        );
+    }
+    bail!(
+        "backend `{name}` is not compiled into this binary (it has {}): build it with `cargo build --release -p cl-cli --features {name}`",
+        compiled.join(", ")
+    )
+}
+
 /// Something to run generically on an autodiff backend and its device.
 pub trait OnBackend {
     /// Runs on backend `B`.
@@ -40,9 +63,9 @@ pub fn dispatch(name: &str, job: impl OnBackend) -> Result<()> {
         "wgpu" => job.run::<burn::backend::Autodiff<burn::backend::Wgpu>>(Default::default()),
         #[cfg(feature = "cuda")]
         "cuda" => job.run::<burn::backend::Autodiff<burn::backend::Cuda>>(Default::default()),
-        other => bail!(
-            "backend `{other}` is not compiled into this binary (compiled: {}); rebuild with `--features {other}`",
-            compiled().join(", ")
-        ),
+        other => {
+            check(other)?;
+            bail!("backend `{other}` cannot be dispatched")
+        }
     }
 }

@@ -10,6 +10,8 @@ mod backend;
 mod fetch;
 mod run;
 
+use std::process::ExitCode;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
@@ -25,17 +27,59 @@ struct Cli {
 enum Command {
     /// Train a method on a task stream, evaluate every task after each, write report.json.
     Run(Box<run::RunArgs>),
-    /// Download the real data and weights (MiniLM, text datasets) into the cache.
-    Fetch,
+    /// Download the real data and weights (MiniLM, MobileNetV2, text and image datasets) into
+    /// the cache, checking what is there and repairing what is damaged.
+    Fetch(fetch::FetchArgs),
     /// List the methods, streams and compiled-in backends.
     Methods,
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    quiet_on_closed_stdout();
+    match dispatch(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", one_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `cl fetch --verify | head` closes stdout early: end quietly with the status a shell gives a
+/// process killed by SIGPIPE, rather than with a panic message.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
+/// The error and its causes on one line, each cause shown once: library errors often repeat
+/// their source in their own message already.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ")
+}
+
+fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run::run(*args),
-        Command::Fetch => fetch::run(),
+        Command::Fetch(args) => fetch::run(&args),
         Command::Methods => {
             println!("methods:  {}", run::METHOD_NAMES.join(", "));
             println!("streams:  {}", run::STREAM_NAMES.join(", "));

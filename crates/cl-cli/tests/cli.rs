@@ -128,3 +128,344 @@ fn bad_arguments_are_one_clear_line() {
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
+
+/// `report.json` of a run directory.
+fn report_of(dir: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
+/// SIGKILL at random moments (including during checkpoint and report writing), resumed each
+/// time until the run finishes: the final report is complete and its matrix equals the
+/// uninterrupted run's bit for bit (f64 values compared through their exact JSON form).
+/// `CL_KILL_TEST_KILLS` sets the number of kills (default 300).
+#[test]
+fn runs_killed_at_random_moments_resume_to_the_uninterrupted_matrix() {
+    let wanted: usize = std::env::var("CL_KILL_TEST_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let methods: [&[&str]; 5] = [
+        &["--method", "replay"],
+        &["--method", "ilora"],
+        &["--method", "rkif"],
+        &["--method", "arith"],
+        &["--method", "modulation", "--task-incremental"],
+    ];
+    let common = ["--stream", "synthetic", "--epochs", "2", "--seed", "3"];
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut uniform = move || {
+        // xorshift64*: a fixed sequence of kill moments.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let (mut kills, mut resumes, mut runs) = (0usize, 0usize, 0usize);
+    for (m, method) in methods.iter().enumerate() {
+        let reference = tempfile::tempdir().unwrap();
+        let start = std::time::Instant::now();
+        let args: Vec<&str> = method.iter().chain(common.iter()).copied().collect();
+        run_ok(&args, reference.path());
+        let full = start.elapsed().as_secs_f64();
+        let expected = report_of(reference.path());
+        assert_eq!(expected["completed"], serde_json::json!(true));
+        let share = wanted.div_ceil(methods.len());
+        let target = share * (m + 1);
+        while kills < target {
+            let dir = tempfile::tempdir().unwrap();
+            runs += 1;
+            let mut attempt = 0;
+            loop {
+                let mut child = cl()
+                    .arg("run")
+                    .args(&args)
+                    .arg("--out")
+                    .arg(dir.path())
+                    .arg("--resume")
+                    .env("CI", "true")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                // Later attempts wait longer, so every chain finishes.
+                let delay = full * uniform() * (1.0 + attempt as f64 * 0.25);
+                std::thread::sleep(std::time::Duration::from_secs_f64(delay));
+                if let Some(status) = child.try_wait().unwrap() {
+                    let mut stderr = String::new();
+                    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr)
+                        .unwrap();
+                    assert!(status.success(), "{args:?} after {kills} kills: {stderr}");
+                    break;
+                }
+                child.kill().unwrap();
+                child.wait().unwrap();
+                kills += 1;
+                resumes += 1;
+                attempt += 1;
+            }
+            let report = report_of(dir.path());
+            assert_eq!(report["completed"], serde_json::json!(true), "{args:?}");
+            assert_eq!(
+                report["matrix"], expected["matrix"],
+                "{args:?}: resumed matrix differs from the uninterrupted run's"
+            );
+        }
+    }
+    eprintln!(
+        "{kills} kills, {resumes} resumes, {runs} interrupted runs over {} methods: every final matrix identical to the uninterrupted run's",
+        methods.len()
+    );
+    assert!(kills >= wanted);
+}
+
+#[test]
+fn used_or_unusable_out_dirs_are_refused_before_training() {
+    let out = tempfile::tempdir().unwrap();
+    let args = [
+        "--method",
+        "seq-lora",
+        "--stream",
+        "synthetic",
+        "--epochs",
+        "1",
+    ];
+    run_ok(&args, out.path());
+    let again = cl()
+        .arg("run")
+        .args(args)
+        .arg("--out")
+        .arg(out.path())
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        !again.status.success() && stderr.contains("--resume") && stderr.contains("--overwrite"),
+        "{stderr}"
+    );
+    // Another experiment in the same directory: every differing field is named, both values.
+    let other = cl()
+        .arg("run")
+        .args(args)
+        .args(["--order", "2", "--max-train", "5", "--resume", "--out"])
+        .arg(out.path())
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        !other.status.success()
+            && stderr.contains("`cli.order`: saved 1, now 2")
+            && stderr.contains("`cli.max_train`: saved null, now 5"),
+        "{stderr}"
+    );
+    let config = out.path().join("lora.json");
+    std::fs::write(&config, r#"{"lora": {"rank": 2}}"#).unwrap();
+    let other = cl()
+        .arg("run")
+        .args(args)
+        .arg("--config")
+        .arg(&config)
+        .arg("--resume")
+        .arg("--out")
+        .arg(out.path())
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        stderr.contains("`config.lora.rank`: saved 4, now 2"),
+        "{stderr}"
+    );
+    let stdout = run_ok(
+        &[
+            "--method",
+            "seq-lora",
+            "--stream",
+            "synthetic",
+            "--epochs",
+            "2",
+            "--overwrite",
+        ],
+        out.path(),
+    );
+    assert!(stdout.contains("OP"), "{stdout}");
+    assert_eq!(
+        report_of(out.path())["config"]["epochs"],
+        serde_json::json!(2)
+    );
+    // A file where the directory should be: refused before any training, naming the path.
+    let file = out.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let blocked = cl()
+        .args([
+            "run",
+            "--method",
+            "seq-lora",
+            "--stream",
+            "synthetic",
+            "--out",
+        ])
+        .arg(&file)
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&blocked.stderr);
+    assert!(
+        !blocked.status.success() && stderr.contains("not a directory"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn config_values_override_the_streams_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.json");
+    std::fs::write(&empty, "{}").unwrap();
+    let base = [
+        "--method",
+        "seq-lora",
+        "--stream",
+        "synthetic",
+        "--epochs",
+        "1",
+    ];
+    run_ok(&base, &dir.path().join("none"));
+    let mut with_empty = base.to_vec();
+    with_empty.extend(["--config", empty.to_str().unwrap()]);
+    run_ok(&with_empty, &dir.path().join("empty"));
+    let (a, b) = (
+        report_of(&dir.path().join("none")),
+        report_of(&dir.path().join("empty")),
+    );
+    assert_eq!(a["matrix"], b["matrix"], "`{{}}` must mean the defaults");
+    let keys = |r: &serde_json::Value| {
+        r["config"]["description"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with("config."))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&a), keys(&b));
+    assert!(!keys(&a).is_empty());
+}
+
+#[test]
+fn bad_values_and_flags_that_do_not_apply_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let alpha = dir.path().join("alpha.json");
+    std::fs::write(&alpha, r#"{"lora": {"alpha": 0}}"#).unwrap();
+    let kind = dir.path().join("kind.json");
+    std::fs::write(&kind, r#"{"kind": "mask"}"#).unwrap();
+    let binary = dir.path().join("binary.json");
+    std::fs::write(&binary, b"\xff\xfe{}").unwrap();
+    let alpha = alpha.to_str().unwrap();
+    let kind = kind.to_str().unwrap();
+    let binary = binary.to_str().unwrap();
+    let synthetic = ["run", "--method", "seq-lora", "--stream", "synthetic"];
+    for (extra, expected) in [
+        (vec!["--config", alpha], "`lora.alpha`"),
+        (vec!["--max-train", "0"], "--max-train 0"),
+        (
+            vec!["--max-len", "16"],
+            "--max-len does not apply to --stream synthetic",
+        ),
+        (vec!["--image-size", "40"], "--image-size does not apply"),
+        (
+            vec!["--backend", "foo"],
+            "unknown backend `foo`; choose one of ndarray, wgpu, cuda",
+        ),
+        (vec!["--config", binary], "not UTF-8 text"),
+    ] {
+        let result = cl()
+            .args(synthetic)
+            .args(&extra)
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .env("CI", "true")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(!result.status.success(), "{extra:?} succeeded");
+        assert!(stderr.contains(expected), "{extra:?}: {stderr}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{extra:?}: one line: {stderr}"
+        );
+    }
+    for (args, expected) in [
+        (
+            vec!["run", "--method", "seq-lora", "--resume", "--overwrite"],
+            "cannot be used with",
+        ),
+        (
+            vec![
+                "run",
+                "--method",
+                "modulation",
+                "--stream",
+                "synthetic",
+                "--task-incremental",
+                "--config",
+                kind,
+            ],
+            "has `kind` \"mask\", but --method modulation",
+        ),
+        (
+            vec![
+                "run",
+                "--method",
+                "replay",
+                "--stream",
+                "text5",
+                "--image-size",
+                "40",
+            ],
+            "--image-size does not apply to --stream text5",
+        ),
+        (
+            vec![
+                "run",
+                "--method",
+                "modulation",
+                "--stream",
+                "vision6",
+                "--max-len",
+                "40",
+            ],
+            "--max-len does not apply to --stream vision6",
+        ),
+    ] {
+        let result = cl().args(&args).env("CI", "true").output().unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(
+            !result.status.success() && stderr.contains(expected),
+            "{args:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn fetch_verify_reports_an_empty_cache_and_changes_nothing() {
+    let cache = tempfile::tempdir().unwrap();
+    let result = cl()
+        .args(["fetch", "--verify"])
+        .env("CL_PEFT_CACHE", cache.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(!result.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("minilm") && stdout.contains("not fetched (run `cl fetch`)"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("9 of 9 packages"), "{stderr}");
+    assert!(
+        std::fs::read_dir(cache.path()).unwrap().next().is_none(),
+        "--verify writes nothing"
+    );
+}

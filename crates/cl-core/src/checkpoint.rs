@@ -25,7 +25,20 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 
 /// Reads JSON from `path`; the error names the file (and the unknown key, for strict types).
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = fs::read_to_string(path).map_err(|e| ClError::io("reading", path, e))?;
+    let bytes = fs::read(path).map_err(|e| ClError::io("reading", path, e))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        ClError::io(
+            "reading",
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "not UTF-8 text (invalid byte at offset {}); a JSON file must be UTF-8",
+                    e.utf8_error().valid_up_to()
+                ),
+            ),
+        )
+    })?;
     serde_json::from_str(&text).map_err(|source| ClError::Json {
         path: path.to_path_buf(),
         source,
@@ -67,11 +80,16 @@ pub fn load_module<B: Backend, M: Module<B>>(
         })
 }
 
-/// Replaces directory `dst` with `staged` so that at every instant one complete copy exists:
-/// `dst` → `dst.old`, `staged` → `dst`, then `dst.old` is removed. [`existing_dir`] finds
-/// `dst.old` if a crash happened between the two renames.
+/// Replaces directory `dst` with `staged` (complete) so that at every instant one complete copy
+/// exists: `dst` → `dst.old`, `staged` → `dst`, then `dst.old` is removed. [`existing_dir`]
+/// finds `dst.old` if a crash happened between the two renames; a `dst.old` left beside a
+/// missing `dst` is the only complete copy and is renamed back first, never removed, and one
+/// beside a present `dst` is a half-removed leftover.
 pub fn replace_dir(staged: &Path, dst: &Path) -> Result<()> {
     let old = sibling(dst, "old");
+    if old.exists() && !dst.exists() {
+        fs::rename(&old, dst).map_err(|e| ClError::io("restoring", dst, e))?;
+    }
     if old.exists() {
         fs::remove_dir_all(&old).map_err(|e| ClError::io("removing", &old, e))?;
     }
@@ -140,5 +158,14 @@ mod tests {
         // A crash after the first rename leaves only `.old`, which is still found.
         fs::rename(&dst, sibling(&dst, "old")).unwrap();
         assert_eq!(existing_dir(&dst).unwrap(), sibling(&dst, "old"));
+        // The next replacement starts from that state: it must restore `.old` (the only
+        // complete copy) rather than delete it before the new copy is in place.
+        let old = sibling(&dst, "old");
+        let staged = dir.path().join("staged");
+        fs::create_dir_all(&staged).unwrap();
+        fs::write(staged.join("n"), "3").unwrap();
+        replace_dir(&staged, &dst).unwrap();
+        assert_eq!(fs::read_to_string(dst.join("n")).unwrap(), "3");
+        assert!(!old.exists());
     }
 }

@@ -238,8 +238,22 @@ where
             && dir.path().join("checkpoint/state.json").exists()
     );
 
+    // The same directory is refused to a fresh run, and to a resume of another experiment.
     cfg.stop_after = None;
+    let refused = run_once(&make, &stream, &cfg)
+        .1
+        .expect_err("fresh run into a used --out");
+    assert!(refused.to_string().contains("--resume"), "{refused}");
     cfg.resume = true;
+    let mut other = cfg.clone();
+    other.description.insert("lora.rank".into(), 99.into());
+    let refused = run_once(&make, &stream, &other)
+        .1
+        .expect_err("resume of another experiment");
+    assert!(refused.to_string().contains("`lora.rank`"), "{refused}");
+
+    // A missing report (a kill between checkpoint and report) is rebuilt by the resume.
+    std::fs::remove_file(dir.path().join("report.json")).expect("remove report");
     let resumed = run_once(&make, &stream, &cfg)
         .1
         .expect("resumed part succeeds");
@@ -247,10 +261,19 @@ where
         resumed.matrix, full.matrix,
         "resumed run must reproduce the uninterrupted matrix"
     );
-    let on_disk: RunReport =
-        crate::checkpoint::read_json(&dir.path().join("report.json")).expect("report.json");
+    let report_path = dir.path().join("report.json");
+    let on_disk: RunReport = crate::checkpoint::read_json(&report_path).expect("report.json");
     assert_eq!(on_disk.matrix, full.matrix);
     assert!(on_disk.completed);
+
+    // A stale report beside a finished checkpoint is rewritten by a resume that trains nothing.
+    std::fs::write(&report_path, serde_json::to_string(&partial).expect("json"))
+        .expect("stale report");
+    run_once(&make, &stream, &cfg)
+        .1
+        .expect("resume of a finished run");
+    let on_disk: RunReport = crate::checkpoint::read_json(&report_path).expect("report.json");
+    assert!(on_disk.completed && on_disk.matrix == full.matrix);
 }
 
 /// A NaN in the data makes the run stop with [`ClError::NonFiniteLoss`] naming the task.
@@ -278,8 +301,22 @@ where
     let err = run_once(&make, &poisoned, &run_config(0))
         .1
         .expect_err("NaN data must stop the run");
+    let text = err.to_string();
     match err {
-        ClError::NonFiniteLoss { task, .. } => assert_eq!(task, 0),
+        ClError::NonFiniteLoss {
+            task,
+            before_any_update,
+            ..
+        } => {
+            assert_eq!(task, 0);
+            // NaN on the very first step is the data's (or the weights') fault, not the
+            // learning rate's, and the message says so.
+            assert!(before_any_update, "{text}");
+            assert!(
+                text.contains("nothing has been trained yet") && !text.contains("learning rate"),
+                "{text}"
+            );
+        }
         other => panic!("expected NonFiniteLoss, got {other}"),
     }
 }

@@ -63,9 +63,17 @@ pub enum ClError {
     },
     /// The training loss became NaN or infinite: the run stops rather than train on garbage.
     #[error(
-        "non-finite loss {loss} at task {task}, step {step} (method `{method}`); lower the learning rate or check the data"
+        "non-finite loss {loss} at task {task}, step {step} (method `{method}`); {}",
+        if *.before_any_update {
+            "nothing has been trained yet, so the input data or the model's weights hold NaN or infinite values: check them"
+        } else {
+            "training diverged: lower the learning rate, or check the data of this task"
+        }
     )]
     NonFiniteLoss {
+        /// `true` when no parameter had been updated yet in this run (the first step of the
+        /// first task): the cause is then the data or the weights, not the learning rate.
+        before_any_update: bool,
         /// Method name.
         method: String,
         /// Task index.
@@ -81,6 +89,20 @@ pub enum ClError {
         /// The checkpoint directory.
         path: PathBuf,
         /// Which field differs.
+        reason: String,
+    },
+    /// A method cannot run in the requested setting (scenario, backbone).
+    #[error("{reason}")]
+    Unsupported {
+        /// What is not supported and what to do instead.
+        reason: String,
+    },
+    /// A run's output directory cannot be used.
+    #[error("output directory `{path}`: {reason}")]
+    OutputDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why not.
         reason: String,
     },
     /// A tokenizer file could not be loaded or applied.

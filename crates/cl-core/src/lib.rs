@@ -23,6 +23,7 @@ pub mod model;
 pub mod peft;
 pub mod runner;
 pub mod stream;
+pub mod weights;
 
 pub use error::{ClError, Result};
 pub use method::{EvalContext, Method, ParamCounts, StepStats};

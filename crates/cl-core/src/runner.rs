@@ -4,7 +4,15 @@
 //!
 //! Layout of `out_dir`: `report.json` (rewritten after every task; `completed` says whether the
 //! run finished) and `checkpoint/` (`state.json` + `method/`, replaced atomically).
+//!
+//! Results are never lost or mixed: a run refuses an `out_dir` that holds another run's files
+//! unless it resumes ([`RunConfig::resume`], which checks that the saved run is the same
+//! experiment, field by field of [`RunConfig::description`]) or overwrites
+//! ([`RunConfig::overwrite`]); the directory is checked for writability before any training;
+//! and a resume rewrites `report.json` from the checkpoint, so a report left stale or missing
+//! by a kill between the checkpoint and the report is always brought back in line.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -40,6 +48,16 @@ pub struct RunConfig {
     pub progress: bool,
     /// Stop (as if interrupted) after this many tasks have finished in total.
     pub stop_after: Option<usize>,
+    /// Replace the results of an earlier run found in `out_dir` (without it, and without
+    /// `resume`, such a directory is refused).
+    #[serde(default)]
+    pub overwrite: bool,
+    /// Everything else that defines the experiment, as the caller resolved it (flat dotted
+    /// keys: command-line values, the whole method config, data and weight hashes, backend,
+    /// binary version). Saved in the checkpoint and `report.json`; a resume whose description
+    /// differs in any key is refused, naming each key with both values.
+    #[serde(default)]
+    pub description: BTreeMap<String, serde_json::Value>,
 }
 
 impl Default for RunConfig {
@@ -53,6 +71,8 @@ impl Default for RunConfig {
             resume: false,
             progress: false,
             stop_after: None,
+            overwrite: false,
+            description: BTreeMap::new(),
         }
     }
 }
@@ -75,8 +95,116 @@ impl RunConfig {
                 "needs run.out_dir to find the checkpoint",
             ));
         }
+        if let Some(dir) = &self.out_dir
+            && dir.to_str().is_none()
+        {
+            return Err(ClError::config(
+                "run.out_dir",
+                format!(
+                    "`{}` is not valid UTF-8; reports and checkpoints record their directory as text: choose a UTF-8 --out",
+                    dir.display()
+                ),
+            ));
+        }
+        if self.resume && self.overwrite {
+            return Err(ClError::config(
+                "run.overwrite",
+                "cannot be combined with run.resume (resume continues the saved run, overwrite discards it)",
+            ));
+        }
         Ok(())
     }
+
+    /// The settings that define the experiment, by name: the training fields and every
+    /// [`RunConfig::description`] entry (`out_dir`, `resume`, `overwrite`, `progress` and
+    /// `stop_after` are how a run is carried out, not what it computes).
+    fn identity(&self) -> BTreeMap<String, serde_json::Value> {
+        let mut fields = self.description.clone();
+        for (key, value) in [
+            ("run.epochs", self.epochs as u64),
+            ("run.batch_size", self.batch_size as u64),
+            ("run.eval_batch_size", self.eval_batch_size as u64),
+            ("run.seed", self.seed),
+        ] {
+            fields.insert(key.into(), value.into());
+        }
+        fields
+    }
+
+    /// Every field in which `saved` (a checkpoint's settings) and `self` differ, as
+    /// "`field`: saved X, now Y".
+    pub fn differences(&self, saved: &RunConfig) -> Vec<String> {
+        let (now, before) = (self.identity(), saved.identity());
+        let missing = serde_json::Value::String("(absent)".into());
+        let mut keys: Vec<&String> = now.keys().chain(before.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
+            .filter_map(|key| {
+                let (a, b) = (
+                    before.get(key).unwrap_or(&missing),
+                    now.get(key).unwrap_or(&missing),
+                );
+                (a != b).then(|| format!("`{key}`: saved {a}, now {b}"))
+            })
+            .collect()
+    }
+}
+
+/// The files a run owns in its `out_dir`.
+const RUN_FILES: [&str; 5] = [
+    "report.json",
+    "checkpoint",
+    "checkpoint.old",
+    "checkpoint.staged",
+    "report.json.tmp",
+];
+
+/// Makes `cfg.out_dir` ready before anything is trained: refuses a directory that holds an
+/// earlier run's files unless `resume` or `overwrite` is set (overwrite removes them), creates
+/// it, and checks that it is writable. Callers may run it early (before loading data and
+/// weights); [`run`] runs it again.
+pub fn prepare_out_dir(cfg: &RunConfig) -> Result<()> {
+    cfg.validate()?;
+    let Some(out) = &cfg.out_dir else {
+        return Ok(());
+    };
+    if out.exists() && !out.is_dir() {
+        return Err(ClError::OutputDir {
+            path: out.clone(),
+            reason: "it exists and is not a directory".into(),
+        });
+    }
+    let present: Vec<&str> = RUN_FILES
+        .into_iter()
+        .filter(|name| out.join(name).exists())
+        .collect();
+    if !present.is_empty() && !cfg.resume {
+        if !cfg.overwrite {
+            return Err(ClError::OutputDir {
+                path: out.clone(),
+                reason: format!(
+                    "it holds an earlier run ({}); pass --resume to continue it, --overwrite to replace it, or choose another --out",
+                    present.join(", ")
+                ),
+            });
+        }
+        for name in present {
+            let path = out.join(name);
+            let removed = if path.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            removed.map_err(|e| ClError::io("removing (--overwrite)", &path, e))?;
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| ClError::io("creating output directory", out, e))?;
+    let probe = out.join(".write-test");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| ClError::io("writing into output directory", out, e))?;
+    Ok(())
 }
 
 /// What happened on one task.
@@ -177,9 +305,16 @@ where
     B: AutodiffBackend,
     M: Method<B>,
 {
-    cfg.validate()?;
+    prepare_out_dir(cfg)?;
     let (mut report, mut finished) = match resume_state(method, stream, cfg)? {
-        Some(state) => (state.report, state.finished),
+        Some(state) => {
+            // The report is rebuilt from the checkpoint: a kill between writing the two may
+            // have left it one task behind, or missing.
+            if let Some(dir) = &cfg.out_dir {
+                write_json(&dir.join("report.json"), &state.report)?;
+            }
+            (state.report, state.finished)
+        }
         None => {
             let initial_accuracy = stream
                 .tasks()
@@ -212,7 +347,7 @@ where
         if cfg.stop_after.is_some_and(|n| finished.len() >= n) {
             break;
         }
-        let record = train_task::<B, M>(method, task, cfg, device, show_progress)?;
+        let record = train_task::<B, M>(method, task, finished.len(), cfg, device, show_progress)?;
         let eval_start = Instant::now();
         let row = stream
             .tasks()
@@ -251,6 +386,7 @@ where
 fn train_task<B, M>(
     method: &mut M,
     task: &Task<M::Input>,
+    position: usize,
     cfg: &RunConfig,
     device: &B::Device,
     show: bool,
@@ -276,6 +412,7 @@ where
             if !stats.loss.is_finite() {
                 bar.abandon();
                 return Err(ClError::NonFiniteLoss {
+                    before_any_update: position == 0 && steps == 0,
                     method: method.name(),
                     task: info.id,
                     step: steps,
@@ -416,22 +553,25 @@ where
     let names: Vec<String> = stream.tasks().iter().map(|t| t.info.name.clone()).collect();
     if saved.method != method.name() {
         return Err(mismatch(format!(
-            "method `{}` vs `{}`",
+            "method: saved `{}`, now `{}`",
             saved.method,
             method.name()
         )));
     }
+    let differences = cfg.differences(&saved.config);
+    if !differences.is_empty() {
+        return Err(mismatch(format!(
+            "{} (resume only continues the same experiment; use another --out, or --overwrite to discard the saved run)",
+            differences.join("; ")
+        )));
+    }
     if saved.stream != stream.name() || saved.task_names != names {
         return Err(mismatch(format!(
-            "stream `{}` {:?} vs `{}` {names:?}",
+            "stream: saved `{}` with tasks {:?}, now `{}` with tasks {names:?}",
             saved.stream,
             saved.task_names,
             stream.name()
         )));
-    }
-    let same_training = |c: &RunConfig| (c.seed, c.epochs, c.batch_size);
-    if same_training(&saved.config) != same_training(cfg) {
-        return Err(mismatch("seed, epochs or batch_size differ".into()));
     }
     if state.finished.len() != saved.matrix.num_finished() {
         return Err(mismatch("finished tasks and matrix rows disagree".into()));
@@ -447,4 +587,93 @@ where
 /// Convenience for callers that hold an inner-backend device only.
 pub fn seed_backend<B: Backend>(device: &B::Device, seed: u64) {
     B::seed(device, seed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg_in(dir: &Path) -> RunConfig {
+        RunConfig {
+            out_dir: Some(dir.to_path_buf()),
+            ..RunConfig::default()
+        }
+    }
+
+    #[test]
+    fn an_earlier_run_is_refused_unless_resumed_or_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        prepare_out_dir(&cfg_in(&out)).unwrap();
+        assert!(out.is_dir(), "created");
+        prepare_out_dir(&cfg_in(&out)).expect("an empty directory is free to use");
+        std::fs::write(out.join("report.json"), "{}").unwrap();
+        std::fs::create_dir_all(out.join("checkpoint.old")).unwrap();
+        let err = prepare_out_dir(&cfg_in(&out)).unwrap_err().to_string();
+        assert!(
+            err.contains("--resume")
+                && err.contains("--overwrite")
+                && err.contains("report.json, checkpoint.old"),
+            "{err}"
+        );
+        let resume = RunConfig {
+            resume: true,
+            ..cfg_in(&out)
+        };
+        prepare_out_dir(&resume).expect("resume may use it");
+        assert!(out.join("report.json").exists(), "resume removes nothing");
+        let overwrite = RunConfig {
+            overwrite: true,
+            ..cfg_in(&out)
+        };
+        prepare_out_dir(&overwrite).unwrap();
+        assert!(!out.join("report.json").exists() && !out.join("checkpoint.old").exists());
+        let both = RunConfig {
+            overwrite: true,
+            ..resume
+        };
+        assert!(prepare_out_dir(&both).is_err());
+    }
+
+    #[test]
+    fn an_unusable_out_dir_is_found_before_training() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let err = prepare_out_dir(&cfg_in(&file)).unwrap_err().to_string();
+        assert!(
+            err.contains("not a directory") && err.contains("file"),
+            "{err}"
+        );
+        let below = file.join("run");
+        let err = prepare_out_dir(&cfg_in(&below)).unwrap_err().to_string();
+        assert!(err.contains("creating output directory"), "{err}");
+    }
+
+    #[test]
+    fn differences_name_each_field_with_both_values() {
+        let mut saved = RunConfig::default();
+        saved.description.insert("cli.order".into(), 1.into());
+        saved
+            .description
+            .insert("config.lora.rank".into(), 8.into());
+        let mut now = saved.clone();
+        assert!(now.differences(&saved).is_empty());
+        now.seed = 3;
+        now.description.insert("cli.order".into(), 2.into());
+        now.description.remove("config.lora.rank");
+        now.description.insert("cli.max_len".into(), 32.into());
+        now.out_dir = Some("elsewhere".into());
+        now.progress = true;
+        let diff = now.differences(&saved);
+        assert_eq!(
+            diff,
+            vec![
+                "`cli.max_len`: saved \"(absent)\", now 32",
+                "`cli.order`: saved 1, now 2",
+                "`config.lora.rank`: saved 8, now \"(absent)\"",
+                "`run.seed`: saved 0, now 3",
+            ]
+        );
+    }
 }

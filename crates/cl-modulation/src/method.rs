@@ -216,10 +216,12 @@ where
 
 fn require_task_incremental(info: &TaskInfo) -> Result<()> {
     if info.scenario != Scenario::TaskIncremental {
-        return Err(ClError::config(
-            "scenario",
-            "cl-modulation is task-incremental: the task id selects the modulation, batch-norm statistics and head (run with --task-incremental)",
-        ));
+        return Err(ClError::Unsupported {
+            reason: format!(
+                "cl-modulation is task-incremental, but task {} (`{}`) is {:?}: the task id selects the modulation, batch-norm statistics and head (run with --task-incremental)",
+                info.id, info.name, info.scenario
+            ),
+        });
     }
     Ok(())
 }
@@ -338,10 +340,9 @@ where
 
     fn predict(&self, inputs: &[&N::Input], ctx: &EvalContext) -> Result<Tensor<Inner<B>, 2>> {
         let j = ctx.task_id().ok_or_else(|| {
-            ClError::config(
-                "scenario",
-                "cl-modulation needs the task id at evaluation (task-incremental)",
-            )
+            ClError::Unsupported {
+                reason: "cl-modulation needs the task id at evaluation: the run must be task-incremental (--task-incremental)".into(),
+            }
         })?;
         if let Some((info, module)) = self.finished.iter().find(|(i, _)| i.id == j) {
             return Ok(self.predict_task(info, module, inputs));

@@ -237,6 +237,7 @@ where
     fn end_task(&mut self, task: &TaskInfo, train: &[Example<M::Input>]) -> Result<()> {
         if let Some(bad) = self.finish_cycle()? {
             return Err(cl_core::ClError::NonFiniteLoss {
+                before_any_update: false,
                 method: self.name(),
                 task: task.id,
                 step: 0,

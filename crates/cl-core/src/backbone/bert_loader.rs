@@ -104,7 +104,9 @@ pub fn load_bert<B: Backend>(
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         ));
     }
-    let mut store = SafetensorsStore::from_file(weights)
+    // F16 / BF16 files are read as f32; non-finite values are refused, naming the tensor.
+    let bytes = crate::weights::f32_safetensors(weights)?;
+    let mut store = SafetensorsStore::from_bytes(Some(bytes))
         .with_from_adapter(PyTorchToBurnAdapter)
         .validate(false)
         .allow_partial(true);
@@ -146,8 +148,47 @@ pub fn load_bert<B: Backend>(
             ),
         });
     }
+    // burn-store lists names before its adapter renames LayerNorm `weight` / `bias` to
+    // `gamma` / `beta`: such a name counts as used when its renamed tensor was applied.
+    let applied: std::collections::HashSet<&str> =
+        result.applied.iter().map(String::as_str).collect();
+    let renamed_and_applied = |name: &str| {
+        [(".weight", ".gamma"), (".bias", ".beta")]
+            .iter()
+            .any(|(from, to)| {
+                name.strip_suffix(from)
+                    .is_some_and(|stem| applied.contains(format!("{stem}{to}").as_str()))
+            })
+    };
+    let unused: Vec<&String> = result
+        .unused
+        .iter()
+        .filter(|name| !BERT_UNUSED.iter().any(|prefix| name.starts_with(prefix)))
+        .filter(|name| !renamed_and_applied(name))
+        .collect();
+    if !unused.is_empty() {
+        let shown: Vec<String> = unused.iter().take(6).map(|n| format!("`{n}`")).collect();
+        return Err(ClError::Record {
+            path: weights.to_path_buf(),
+            reason: format!(
+                "{} tensors in the file are not used by the encoder that `{}` describes ({} layers), e.g. {}{}: the config and the weights do not belong together",
+                unused.len(),
+                config.display(),
+                cfg.num_hidden_layers,
+                shown.join(", "),
+                if unused.len() > shown.len() {
+                    ", ..."
+                } else {
+                    ""
+                }
+            ),
+        });
+    }
     Ok(encoder.no_grad())
 }
+
+/// Tensors of a `BertModel` checkpoint that the encoder does not use (by name prefix).
+const BERT_UNUSED: [&str; 2] = ["embeddings.position_ids", "pooler."];
 
 #[cfg(test)]
 mod tests {

@@ -54,8 +54,14 @@ impl LoraConfig {
                 format!("{} is not in [0, 1)", self.dropout),
             ));
         }
-        if !self.alpha.is_finite() {
-            return Err(ClError::config("lora.alpha", "must be finite"));
+        if !(self.alpha.is_finite() && self.alpha > 0.0) {
+            return Err(ClError::config(
+                "lora.alpha",
+                format!(
+                    "{} must be a positive number (the update is scaled by alpha / rank; 0 would switch LoRA off)",
+                    self.alpha
+                ),
+            ));
         }
         if self.targets.is_empty() {
             return Err(ClError::config(

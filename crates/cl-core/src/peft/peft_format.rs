@@ -118,20 +118,7 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<NamedTensor>> {
     })?;
     let mut out = Vec::new();
     for (name, view) in file.tensors() {
-        if view.dtype() != Dtype::F32 {
-            return Err(ClError::Record {
-                path: path.to_path_buf(),
-                reason: format!(
-                    "tensor `{name}` is {:?}; only F32 is supported",
-                    view.dtype()
-                ),
-            });
-        }
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let values = crate::weights::float_values(path, &name, &view)?;
         out.push((name, view.shape().to_vec(), values));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
