@@ -64,7 +64,7 @@ pub fn task(id: usize) -> TaskInfo {
 pub fn optimizer() -> OptimizerConfig {
     OptimizerConfig {
         lr: 5e-3,
-        weight_decay: 0.0,
+        ..OptimizerConfig::default()
     }
 }
 

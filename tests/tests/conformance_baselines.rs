@@ -53,3 +53,22 @@ mod mtl {
         |bb, n, seed| LoraBaseline::new(Baseline::Mtl, cfg(), bb, n, seed).unwrap()
     );
 }
+
+mod ewc {
+    use super::*;
+    cl_core::conformance_suite!(
+        |bb, n, seed| LoraBaseline::new(Baseline::Ewc, cfg(), bb, n, seed).unwrap()
+    );
+}
+
+mod olora {
+    use super::*;
+    cl_core::conformance_suite!(|bb, n, seed| LoraBaseline::new(
+        Baseline::OLora,
+        cfg(),
+        bb,
+        n,
+        seed
+    )
+    .unwrap());
+}

@@ -101,7 +101,7 @@ fn arith_runs_on_tiny_text5_without_task_ids_or_data() {
         },
         optimizer: OptimizerConfig {
             lr: 5e-3,
-            weight_decay: 0.0,
+            ..OptimizerConfig::default()
         },
         ..ArithConfig::default()
     };
@@ -110,7 +110,10 @@ fn arith_runs_on_tiny_text5_without_task_ids_or_data() {
     let report = run(&mut method, &stream, &run_cfg, &Default::default()).unwrap();
     eprintln!("{}\nλ = {:?}", report.summary(), method.lambdas());
     assert_eq!(method.task_vectors().len(), 5);
-    assert!(report.tasks.iter().all(|t| t.params.stored_examples == 0));
+    // The past-task search keeps 4 validation rows of every finished task, and says so.
+    for (i, task) in report.tasks.iter().enumerate() {
+        assert_eq!(task.params.stored_examples, 4 * (i + 1));
+    }
     assert_eq!(method.lambdas().len(), 5);
     assert!(method.task_vectors().iter().all(|tau| tau.l2_norm() > 0.0));
     assert_learned(&report);
@@ -126,7 +129,7 @@ fn ilora_runs_on_tiny_text5_with_hidden_state_consistency() {
     let cfg = ILoraConfig {
         optimizer: OptimizerConfig {
             lr: 5e-3,
-            weight_decay: 0.0,
+            ..OptimizerConfig::default()
         },
         replay: ReplayConfig {
             memory: MemoryKind::Reservoir,
@@ -140,7 +143,7 @@ fn ilora_runs_on_tiny_text5_with_hidden_state_consistency() {
         // The middle layer's token states and the last hidden state.
         consistency: ConsistencyConfig {
             weight: 1.0,
-            layers: vec![3, -1],
+            layers: cl_ilora::LayerChoice::Indices(vec![3, -1]),
         },
         ..ILoraConfig::default()
     };
@@ -177,7 +180,7 @@ fn rkif_runs_on_tiny_text5_with_fusion_cycles() {
     let cfg = RkifConfig {
         optimizer: OptimizerConfig {
             lr: 5e-3,
-            weight_decay: 0.0,
+            ..OptimizerConfig::default()
         },
         replay: ReplayConfig {
             min_per_task: 2,

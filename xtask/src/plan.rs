@@ -105,6 +105,13 @@ pub fn paper(id: &str, root: &Path) -> Result<Paper> {
         "replay",
         Some("configs/baselines/replay-{stream}.json"),
     );
+    let ewc = Row::main("ewc", "EWC", "ewc", Some("configs/baselines/ewc.json"));
+    let olora = Row::main(
+        "olora",
+        "O-LoRA",
+        "olora",
+        Some("configs/baselines/olora.json"),
+    );
     let replay_2pct = Row::main(
         "replay-2pct",
         "LoRAReplay (2% memory)",
@@ -149,6 +156,8 @@ pub fn paper(id: &str, root: &Path) -> Result<Paper> {
             streams: vec!["text5", "text15"],
             rows: vec![
                 seq.clone(),
+                ewc.clone(),
+                olora.clone(),
                 replay.clone(),
                 Row::main(
                     "ilora",
@@ -159,7 +168,11 @@ pub fn paper(id: &str, root: &Path) -> Result<Paper> {
                 mtl.clone(),
             ],
             quoted: vec![],
-            claims: vec![Claim::OpOrder(vec!["ilora", "replay", "seq-lora"])],
+            claims: vec![
+                Claim::OpOrder(vec!["ilora", "replay", "seq-lora"]),
+                Claim::OpOrder(vec!["ilora", "olora"]),
+                Claim::OpOrder(vec!["ilora", "ewc"]),
+            ],
         },
         "rkif" => Paper {
             id: "rkif",
@@ -171,6 +184,8 @@ pub fn paper(id: &str, root: &Path) -> Result<Paper> {
             rows: vec![
                 seq.clone(),
                 inc.clone(),
+                ewc.clone(),
+                olora.clone(),
                 replay_2pct.clone(),
                 Row::main(
                     "rkif",
@@ -194,6 +209,7 @@ pub fn paper(id: &str, root: &Path) -> Result<Paper> {
             ],
             claims: vec![
                 Claim::OpOrder(vec!["mtl", "rkif", "replay-2pct", "inc-lora", "seq-lora"]),
+                Claim::OpOrder(vec!["rkif", "olora", "replay-2pct", "seq-lora"]),
                 Claim::BwtAbove("rkif", "replay-2pct"),
                 Claim::BwtAbove("replay-2pct", "seq-lora"),
             ],
@@ -253,7 +269,7 @@ fn quoted(label: &'static str, stream: &'static str, op: f64, bwt: Option<f64>) 
 /// Ablation rows from the config files, sorted by file name.
 fn ablation_rows(paper: &Paper, root: &Path) -> Result<Vec<Row>> {
     let dir = match paper.id {
-        "ilora" | "rkif" => root.join("configs").join(paper.id).join("ablations"),
+        "arith" | "ilora" | "rkif" => root.join("configs").join(paper.id).join("ablations"),
         "modulation" => root.join("configs/modulation"),
         _ => return Ok(Vec::new()),
     };

@@ -42,10 +42,24 @@ pub enum MergeLevel {
     Factors,
 }
 
-/// How the merge weights λ_t are set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// How the merge weights λ_t are set. The default, `mean`, keeps no data of any task (seed
+/// 000's claim); the `search*` choices keep validation rows, counted in the report's
+/// `stored_examples`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum LambdaChoice {
+    /// λ_t = 1/t after t finished tasks: the mean of the task vectors (after the first task its
+    /// own vector in full). Uses no data.
+    #[default]
+    Mean,
+    /// One λ for every task, the grid value with the best validation accuracy on the *current*
+    /// task's rows only (held while the task ends, dropped afterwards: no past-task data kept).
+    SearchCurrent {
+        /// Candidates.
+        grid: Vec<f64>,
+        /// Validation rows of the current task used (the first ones of its split).
+        max_valid_per_task: usize,
+    },
     /// One λ for every task.
     Shared {
         /// λ.
@@ -72,15 +86,6 @@ pub enum LambdaChoice {
         /// Validation rows per task used.
         max_valid_per_task: usize,
     },
-}
-
-impl Default for LambdaChoice {
-    fn default() -> Self {
-        LambdaChoice::Search {
-            grid: vec![0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0],
-            max_valid_per_task: 32,
-        }
-    }
 }
 
 /// Everything cl-arith needs besides the backbone.
@@ -144,9 +149,7 @@ impl ArithConfig {
             ModuleKind::Adapter => self.adapter.validate()?,
         }
         self.strategy.validate()?;
-        if !(self.optimizer.lr > 0.0 && self.optimizer.lr.is_finite()) {
-            return Err(ClError::config("optimizer.lr", "must be a positive number"));
-        }
+        self.optimizer.validate("optimizer")?;
         let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
         match &self.lambda {
             LambdaChoice::Shared { value } if !value.is_finite() => {
@@ -159,6 +162,10 @@ impl ArithConfig {
                 ))
             }
             LambdaChoice::Search {
+                grid,
+                max_valid_per_task,
+            }
+            | LambdaChoice::SearchCurrent {
                 grid,
                 max_valid_per_task,
             }
@@ -211,5 +218,12 @@ mod tests {
             ArithConfig::default().strategy,
             MergeStrategy::TaskArithmetic
         );
+        // No stored data by default.
+        assert_eq!(ArithConfig::default().lambda, LambdaChoice::Mean);
+        let current: ArithConfig = serde_json::from_str(
+            r#"{"lambda": {"kind": "search-current", "grid": [0.5, 1.0], "max_valid_per_task": 8}}"#,
+        )
+        .unwrap();
+        current.validate().unwrap();
     }
 }

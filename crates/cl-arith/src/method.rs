@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::AutodiffModule;
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor};
 use cl_core::backbone::{ADAPTER_PARAMS, Backbone, TrainableBackbone, add_lora};
 use cl_core::checkpoint::{load_module, save_module};
 use cl_core::model::{PeftClassifier, argmax_host, cross_entropy, label_space_mask};
+use cl_core::optim::TaskOptimizer;
 use cl_core::peft::peft_format::export_peft_lora;
 use cl_core::peft::{ParamFilter, TaskVector, param_paths};
 use cl_core::stream::{Example, Scenario, TaskId, TaskInfo, mix_seed};
@@ -28,7 +28,9 @@ pub struct Arith<B: AutodiffBackend, M: TrainableBackbone<B>> {
     cfg: ArithConfig,
     /// The training model: frozen backbone with one adapter per targeted layer, and the head.
     model: PeftClassifier<B, M>,
-    optim: OptimizerAdaptor<AdamW, PeftClassifier<B, M>, B>,
+    optim: TaskOptimizer<B, PeftClassifier<B, M>>,
+    /// Steps the current task was planned with (the schedule's length).
+    planned_steps: usize,
     /// Which parameters form the per-task module (LoRA factors or adapter weights).
     filter: ParamFilter,
     /// θ_init on the training backend, to reset the module at every task.
@@ -73,9 +75,8 @@ where
         let init_train = TaskVector::snapshot(&model, &filter);
         let init = TaskVector::snapshot(&model.valid(), &filter);
         Ok(Self {
-            optim: AdamWConfig::new()
-                .with_weight_decay(cfg.optimizer.weight_decay)
-                .init(),
+            optim: cfg.optimizer.for_task(0),
+            planned_steps: 0,
             cfg,
             model,
             filter,
@@ -186,6 +187,7 @@ where
             )
         };
         let fixed = match &self.cfg.lambda {
+            LambdaChoice::Mean => Some(vec![1.0 / t.max(1) as f64; t]),
             LambdaChoice::Shared { value } => Some(vec![*value; t]),
             LambdaChoice::PerTask { values } => {
                 let ids: Vec<usize> = self.tasks[..t].iter().map(|task| task.id).collect();
@@ -208,8 +210,9 @@ where
             let model = self.combine(&template, &at_level, &weights)?;
             return Ok((weights, model));
         }
-        let (LambdaChoice::Search { grid, .. } | LambdaChoice::SearchPerTask { grid, .. }) =
-            &self.cfg.lambda
+        let (LambdaChoice::Search { grid, .. }
+        | LambdaChoice::SearchCurrent { grid, .. }
+        | LambdaChoice::SearchPerTask { grid, .. }) = &self.cfg.lambda
         else {
             unreachable!("fixed choices returned above");
         };
@@ -302,15 +305,17 @@ where
         "arith".into()
     }
 
+    fn plan_steps(&mut self, steps: usize) {
+        self.planned_steps = steps;
+    }
+
     fn begin_task(&mut self, task: &TaskInfo, _train: &[Example<M::Input>]) -> Result<()> {
         self.tasks.push(task.clone());
         if self.cfg.init == InitFrom::Pretrained {
             self.reset_module()?;
         }
         self.before = TaskVector::snapshot(&self.model.valid(), &self.filter);
-        self.optim = AdamWConfig::new()
-            .with_weight_decay(self.cfg.optimizer.weight_decay)
-            .init();
+        self.optim = self.cfg.optimizer.for_task(self.planned_steps);
         Ok(())
     }
 
@@ -327,9 +332,7 @@ where
         let loss = cross_entropy(logits, &labels, Some(&allowed));
         let value: f64 = loss.clone().into_scalar().elem::<f64>();
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.model = self
-            .optim
-            .step(self.cfg.optimizer.lr, self.model.clone(), grads);
+        self.model = self.optim.step(self.model.clone(), grads);
         Ok(StepStats { loss: value })
     }
 
@@ -341,6 +344,13 @@ where
             | LambdaChoice::SearchPerTask {
                 max_valid_per_task, ..
             } => *max_valid_per_task,
+            LambdaChoice::SearchCurrent {
+                max_valid_per_task, ..
+            } => {
+                // Only the current task's rows, ever.
+                self.valid.clear();
+                *max_valid_per_task
+            }
             _ => 0,
         };
         if keep > 0 {
@@ -356,6 +366,9 @@ where
         let (lambdas, merged) = self.choose_lambdas()?;
         self.lambdas = lambdas;
         self.merged = Some(merged);
+        if matches!(self.cfg.lambda, LambdaChoice::SearchCurrent { .. }) {
+            self.valid.clear();
+        }
         Ok(())
     }
 
@@ -382,7 +395,9 @@ where
         ParamCounts {
             trainable: module + head,
             stored: self.init.num_elements() + stored_vectors + head,
-            stored_examples: 0,
+            // Validation rows the λ search keeps (none for fixed λ or the mean; the current
+            // task's rows only while it ends for `search-current`).
+            stored_examples: self.valid.values().map(Vec::len).sum(),
         }
     }
 

@@ -84,7 +84,7 @@ fn cfg() -> ArithConfig {
         adapter: AdapterConfig { bottleneck: 8 },
         optimizer: OptimizerConfig {
             lr: 3e-2,
-            weight_decay: 0.0,
+            ..OptimizerConfig::default()
         },
         lambda: LambdaChoice::Shared { value: 1.0 },
         ..ArithConfig::default()

@@ -231,3 +231,49 @@ fn lambda_search_uses_validation_and_prediction_needs_no_task_id() {
     );
     eprintln!("{}", report.summary());
 }
+
+#[test]
+fn default_lambda_is_the_mean_and_current_task_search_keeps_nothing() {
+    let stream = cl_core::conformance::stream(Scenario::ClassIncremental);
+    let mut mean: Arith<B, _> = Arith::new(
+        method_cfg(LambdaChoice::Mean),
+        cl_core::conformance::backbone(),
+        stream.num_classes(),
+        0,
+    )
+    .unwrap();
+    let report = run(
+        &mut mean,
+        &stream,
+        &cl_core::conformance::run_config(0),
+        &Default::default(),
+    )
+    .unwrap();
+    let t = stream.num_tasks();
+    assert_eq!(mean.lambdas(), vec![1.0 / t as f64; t].as_slice());
+    assert!(report.tasks.iter().all(|t| t.params.stored_examples == 0));
+
+    let mut current: Arith<B, _> = Arith::new(
+        method_cfg(LambdaChoice::SearchCurrent {
+            grid: vec![0.25, 1.0],
+            max_valid_per_task: 4,
+        }),
+        cl_core::conformance::backbone(),
+        stream.num_classes(),
+        0,
+    )
+    .unwrap();
+    let report = run(
+        &mut current,
+        &stream,
+        &cl_core::conformance::run_config(0),
+        &Default::default(),
+    )
+    .unwrap();
+    assert!(report.completed);
+    assert!(
+        report.tasks.iter().all(|t| t.params.stored_examples == 0),
+        "no validation row outlives its task"
+    );
+    assert!(current.lambdas().iter().all(|l| [0.25, 1.0].contains(l)));
+}

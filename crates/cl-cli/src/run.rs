@@ -31,11 +31,13 @@ use serde_json::Value;
 use crate::backend::{self, OnBackend};
 
 /// Methods `--method` accepts.
-pub const METHOD_NAMES: [&str; 10] = [
+pub const METHOD_NAMES: [&str; 12] = [
     "seq-lora",
     "inc-lora",
     "replay",
     "mtl",
+    "ewc",
+    "olora",
     "arith",
     "ilora",
     "rkif",
@@ -60,7 +62,7 @@ fn modulation_kind(method: &str) -> Option<TransformKind> {
 /// Arguments of `cl run`.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Method: seq-lora, inc-lora, replay, mtl (LoRA baselines), arith (cl-arith), ilora
+    /// Method: seq-lora, inc-lora, replay, mtl, ewc, olora (LoRA baselines), arith (cl-arith), ilora
     /// (cl-ilora), rkif (cl-rkif); modulation, piggyback, finetune (cl-modulation: vision6 or
     /// synthetic, task-incremental).
     #[arg(long)]
@@ -450,7 +452,7 @@ fn weights_hash(description: &mut BTreeMap<String, Value>, file: &Path) -> Resul
 ///
 /// The file's values override the defaults of this method and stream, so `{}` means the same
 /// as no file: objects are merged key by key, except where the file names another variant of
-/// an enum (an object sharing no key with the default's), which replaces it.
+/// an enum (an object sharing no key with the default's, or another `kind`), which replaces it.
 fn method_config<T: Serialize + DeserializeOwned>(
     path: &Option<PathBuf>,
     default: impl FnOnce() -> T,
@@ -473,11 +475,21 @@ fn method_config<T: Serialize + DeserializeOwned>(
     serde_json::from_value(merged).with_context(|| format!("method config `{}`", path.display()))
 }
 
+/// `true` when both objects name a `kind` (an internally tagged enum) and the kinds differ: the
+/// given object is then another variant and replaces the default's whole.
+fn other_kind(
+    base: &serde_json::Map<String, Value>,
+    given: &serde_json::Map<String, Value>,
+) -> bool {
+    matches!((base.get("kind"), given.get("kind")), (Some(a), Some(b)) if a != b)
+}
+
 /// Writes `given` over `base`: see [`method_config`].
 fn merge_over(base: &mut Value, given: Value) {
     match (base, given) {
         (Value::Object(base), Value::Object(given))
-            if given.is_empty() || given.keys().any(|k| base.contains_key(k)) =>
+            if (given.is_empty() || given.keys().any(|k| base.contains_key(k)))
+                && !other_kind(base, &given) =>
         {
             for (key, value) in given {
                 match base.get_mut(&key) {

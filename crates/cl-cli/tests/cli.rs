@@ -90,8 +90,8 @@ fn modulation_runs_task_incremental_on_the_synthetic_stream() {
 fn bad_arguments_are_one_clear_line() {
     for (args, expected) in [
         (
-            vec!["run", "--method", "ewc", "--stream", "synthetic"],
-            "unknown method `ewc`",
+            vec!["run", "--method", "ewx", "--stream", "synthetic"],
+            "unknown method `ewx`",
         ),
         (
             vec!["run", "--method", "replay", "--stream", "text99"],

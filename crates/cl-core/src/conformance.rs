@@ -60,7 +60,7 @@ pub fn lora_config() -> LoraConfig {
 pub fn optimizer_config() -> OptimizerConfig {
     OptimizerConfig {
         lr: 1e-2,
-        weight_decay: 0.0,
+        ..OptimizerConfig::default()
     }
 }
 

@@ -20,6 +20,8 @@ pub mod error;
 pub mod method;
 pub mod metrics;
 pub mod model;
+pub mod optim;
+pub mod params;
 pub mod peft;
 pub mod runner;
 pub mod stream;

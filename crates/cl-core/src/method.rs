@@ -66,6 +66,11 @@ pub trait Method<B: AutodiffBackend> {
     /// Short name used in reports (e.g. `seq-lora`).
     fn name(&self) -> String;
 
+    /// The number of [`Method::train_step`] calls the coming task will get (epochs × batches),
+    /// given by the runner right before [`Method::begin_task`]: the length a learning-rate
+    /// schedule spans. The default ignores it.
+    fn plan_steps(&mut self, _steps: usize) {}
+
     /// Prepare for a task (add adapters, reset the optimiser...). `train` is the task's training split.
     fn begin_task(&mut self, task: &TaskInfo, train: &[Example<Self::Input>]) -> Result<()>;
 

@@ -110,14 +110,14 @@ impl AccuracyMatrix {
         Some(mean((1..=t).map(|j| self.rows[j - 1][j] - b[j])))
     }
 
-    /// Forgetting: `F_j = max_{l < T} R[l][j] − R[T][j]`, averaged over `j < T`, exactly as
-    /// methods.md writes it (`l` covers every earlier row, including those before task `j` was
-    /// trained). `None` with fewer than two finished tasks.
+    /// Forgetting: `F_j = max_{j ≤ l < T} R[l][j] − R[T][j]`, averaged over `j < T`: the best
+    /// accuracy on task `j` from the row where it was learnt on (rows before task `j` was
+    /// trained do not count), minus the last. `None` with fewer than two finished tasks.
     pub fn forgetting(&self) -> Option<f64> {
         let t = self.last()?;
         (t > 0).then(|| {
             mean((0..t).map(|j| {
-                let best = (0..t)
+                let best = (j..t)
                     .map(|l| self.rows[l][j])
                     .fold(f64::NEG_INFINITY, f64::max);
                 best - self.rows[t][j]
@@ -198,6 +198,18 @@ mod tests {
         let m = AccuracyMatrix::from_rows(vec![vec![0.5, 0.0], vec![0.7, 0.9]]);
         assert!(close(m.forgetting().unwrap(), -0.2));
         assert!(close(m.bwt().unwrap(), 0.2));
+    }
+
+    #[test]
+    fn forgetting_ignores_rows_before_the_task_was_learnt() {
+        // Task 2 scores 0.9 by chance after task 1 (before it is trained), 0.4 once learnt and
+        // 0.3 at the end: its forgetting is 0.4 − 0.3 = 0.1, not 0.9 − 0.3. Task 1: 0.5 − 0.5.
+        let m = AccuracyMatrix::from_rows(vec![
+            vec![0.5, 0.9, 0.0],
+            vec![0.5, 0.4, 0.0],
+            vec![0.5, 0.3, 0.9],
+        ]);
+        assert!(close(m.forgetting().unwrap(), (0.0 + 0.1) / 2.0));
     }
 
     #[test]

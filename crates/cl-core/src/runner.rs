@@ -398,8 +398,9 @@ where
     let start = Instant::now();
     let info = &task.info;
     B::seed(device, mix_seed(cfg.seed, &[4, info.id as u64]));
-    method.begin_task(info, &task.train)?;
     let batches_per_epoch = task.train.len().div_ceil(cfg.batch_size);
+    method.plan_steps(cfg.epochs * batches_per_epoch);
+    method.begin_task(info, &task.train)?;
     let bar = progress_bar(show, (cfg.epochs * batches_per_epoch) as u64, &info.name);
     let mut steps = 0;
     let mut last_epoch_loss = f64::NAN;

@@ -2,7 +2,7 @@
 
 use cl_core::baselines::OptimizerConfig;
 use cl_core::peft::LoraConfig;
-use cl_core::stream::replay::{MemoryKind, ReplayConfig};
+use cl_core::stream::replay::{MemoryKind, ReplayConfig, ReplayFeed};
 use cl_core::{ClError, Result};
 use serde::{Deserialize, Serialize};
 
@@ -44,17 +44,46 @@ impl Default for EmaConfig {
 pub struct ConsistencyConfig {
     /// `γ ≥ 0`; 0 turns the loss (and the slow forward pass) off.
     pub weight: f64,
-    /// Hidden states compared, as indices into the backbone's states (for MiniLM: 0 = embedding
-    /// output, `i` = output of layer `i`; negative counts from the end, `-1` = the last hidden
-    /// state). The loss is the mean over them.
-    pub layers: Vec<i64>,
+    /// Hidden states compared: `"all"` (the default, as the official code: the embedding
+    /// output and every layer's output) or a list of indices into the backbone's states (for
+    /// MiniLM: 0 = embedding output, `i` = output of layer `i`; negative counts from the end,
+    /// `[-1]` = the last hidden state only). The loss is the mean of the per-state MSEs.
+    pub layers: LayerChoice,
+}
+
+/// Which hidden states a consistency loss compares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum LayerChoice {
+    /// Every hidden state the backbone has (`"all"`).
+    All(AllStates),
+    /// These indices.
+    Indices(Vec<i64>),
+}
+
+/// The word `"all"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AllStates {
+    /// Every state.
+    All,
+}
+
+impl LayerChoice {
+    /// The indices to resolve against a backbone with `available` states.
+    pub fn indices(&self, available: usize) -> Vec<i64> {
+        match self {
+            LayerChoice::All(_) => (0..available as i64).collect(),
+            LayerChoice::Indices(list) => list.clone(),
+        }
+    }
 }
 
 impl Default for ConsistencyConfig {
     fn default() -> Self {
         Self {
             weight: 1.0,
-            layers: vec![-1],
+            layers: LayerChoice::All(AllStates::All),
         }
     }
 }
@@ -86,6 +115,7 @@ impl Default for ILoraConfig {
             replay: ReplayConfig {
                 memory: MemoryKind::Reservoir,
                 capacity: 500,
+                feed: ReplayFeed::EveryStep,
                 ..ReplayConfig::default()
             },
             ema: EmaConfig::default(),
@@ -99,9 +129,7 @@ impl ILoraConfig {
     /// Checks every field; errors name it.
     pub fn validate(&self) -> Result<()> {
         self.lora.validate()?;
-        if !(self.optimizer.lr > 0.0 && self.optimizer.lr.is_finite()) {
-            return Err(ClError::config("optimizer.lr", "must be a positive number"));
-        }
+        self.optimizer.validate("optimizer")?;
         self.replay.validate("replay")?;
         if !(0.0..=1.0).contains(&self.ema.alpha) {
             return Err(ClError::config("ema.alpha", "must be in [0, 1]"));
@@ -112,7 +140,7 @@ impl ILoraConfig {
                 "must be a non-negative number",
             ));
         }
-        if self.consistency.layers.is_empty() {
+        if self.consistency.layers == LayerChoice::Indices(Vec::new()) {
             return Err(ClError::config(
                 "consistency.layers",
                 "lists no hidden state",
@@ -137,7 +165,24 @@ mod tests {
         assert_eq!(cfg.ema.alpha, 0.999);
         assert_eq!(cfg.ema.schedule, EmaSchedule::Constant);
         assert_eq!(cfg.consistency.weight, 1.0);
-        assert_eq!(cfg.consistency.layers, vec![-1]);
+        assert_eq!(cfg.consistency.layers, LayerChoice::All(AllStates::All));
+        assert_eq!(
+            cfg.consistency.layers.indices(7),
+            (0..7).collect::<Vec<i64>>()
+        );
+        assert_eq!(
+            cfg.replay.feed,
+            cl_core::stream::replay::ReplayFeed::EveryStep
+        );
+        let last: ILoraConfig =
+            serde_json::from_str(r#"{"consistency": {"layers": [-1]}}"#).unwrap();
+        assert_eq!(last.consistency.layers, LayerChoice::Indices(vec![-1]));
+        let all: ILoraConfig =
+            serde_json::from_str(r#"{"consistency": {"layers": "all"}}"#).unwrap();
+        assert_eq!(all.consistency.layers, cfg.consistency.layers);
+        assert!(
+            serde_json::from_str::<ILoraConfig>(r#"{"consistency": {"layers": "most"}}"#).is_err()
+        );
         assert_eq!(cfg.replay.memory, MemoryKind::Reservoir);
         assert_eq!(cfg.replay.capacity, 500);
         cfg.validate().unwrap();

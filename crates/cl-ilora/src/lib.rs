@@ -18,5 +18,5 @@ pub mod consistency;
 pub mod ema;
 pub mod method;
 
-pub use config::{ConsistencyConfig, EmaConfig, EmaSchedule, ILoraConfig};
+pub use config::{AllStates, ConsistencyConfig, EmaConfig, EmaSchedule, ILoraConfig, LayerChoice};
 pub use method::ILora;

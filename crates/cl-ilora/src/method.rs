@@ -4,14 +4,14 @@
 use std::path::Path;
 
 use burn::module::AutodiffModule;
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, GradientsParams, Optimizer};
+use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor};
 use cl_core::backbone::{Backbone, TrainableBackbone, add_lora, resolve_layer_states};
 use cl_core::checkpoint::{load_module, read_json, save_module, write_json};
 use cl_core::method::{EvalContext, Method, ParamCounts, StepStats};
 use cl_core::model::{PeftClassifier, allowed_classes, cross_entropy};
+use cl_core::optim::TaskOptimizer;
 use cl_core::peft::peft_format::export_peft_lora;
 use cl_core::peft::{ParamFilter, TaskVector};
 use cl_core::stream::replay::{ReplayMemory, ReplayStore};
@@ -45,7 +45,9 @@ pub struct ILora<B: AutodiffBackend, M: TrainableBackbone<B>> {
     fast: PeftClassifier<B, M>,
     /// Slow learner `θ_l`; `None` before the first task and in the no-slow-learner ablation.
     slow: Option<SlowModel<B, M>>,
-    optim: OptimizerAdaptor<AdamW, PeftClassifier<B, M>, B>,
+    optim: TaskOptimizer<B, PeftClassifier<B, M>>,
+    /// Steps the current task was planned with (the schedule's length).
+    planned_steps: usize,
     memory: ReplayStore<M::Input>,
     /// Hidden-state indices of the consistency loss, resolved against the backbone.
     layers: Vec<usize>,
@@ -64,15 +66,17 @@ where
     /// offending config field (including a consistency layer the backbone does not have).
     pub fn new(cfg: ILoraConfig, backbone: M, num_classes: usize, seed: u64) -> Result<Self> {
         cfg.validate()?;
+        let available = backbone.num_layer_states();
         let layers = resolve_layer_states(
             "consistency.layers",
-            &cfg.consistency.layers,
-            backbone.num_layer_states(),
+            &cfg.consistency.layers.indices(available),
+            available,
         )?;
         let fast = PeftClassifier::new(backbone, num_classes, mix_seed(seed, &[0]));
         Ok(Self {
             memory: cfg.replay.build(mix_seed(seed, &[3])),
-            optim: cfg.optimizer.adamw(),
+            optim: cfg.optimizer.for_task(0),
+            planned_steps: 0,
             cfg,
             seed,
             fast,
@@ -141,12 +145,16 @@ where
         }
     }
 
+    fn plan_steps(&mut self, steps: usize) {
+        self.planned_steps = steps;
+    }
+
     fn begin_task(&mut self, task: &TaskInfo, _train: &[Example<M::Input>]) -> Result<()> {
         if self.tasks.is_empty() {
             self.init_learners()?;
         }
         self.tasks.push(task.clone());
-        self.optim = self.cfg.optimizer.adamw();
+        self.optim = self.cfg.optimizer.for_task(self.planned_steps);
         self.step = 0;
         Ok(())
     }
@@ -155,6 +163,7 @@ where
         let current = batch.len();
         let task = self.tasks.last().map_or(0, |t| t.id) as u64;
         let mut rng = StdRng::seed_from_u64(mix_seed(self.seed, &[2, task, self.step]));
+        self.memory.observe_batch(self.cfg.replay.feed, batch);
         let replay = self
             .memory
             .sample(self.cfg.replay.replay_batch(current), &mut rng);
@@ -221,9 +230,7 @@ where
             return Ok(StepStats { loss: value });
         }
         let grads = GradientsParams::from_grads(loss.backward(), &self.fast);
-        self.fast = self
-            .optim
-            .step(self.cfg.optimizer.lr, self.fast.clone(), grads);
+        self.fast = self.optim.step(self.fast.clone(), grads);
         if let Some(slow) = self.slow.take() {
             let alpha = alpha_at(&self.cfg.ema, self.counters.global_step);
             self.slow = Some(ema_update::<B, _>(slow, &self.fast, alpha)?);
@@ -234,7 +241,8 @@ where
     }
 
     fn end_task(&mut self, task: &TaskInfo, train: &[Example<M::Input>]) -> Result<()> {
-        self.memory.add_task(task.id, train);
+        self.memory
+            .observe_task(self.cfg.replay.feed, task.id, train);
         Ok(())
     }
 

@@ -12,8 +12,8 @@ use cl_core::peft::peft_format::read_safetensors;
 use cl_core::peft::{ParamFilter, TaskVector};
 use cl_core::run;
 use cl_core::stream::Scenario;
-use cl_core::stream::replay::{MemoryKind, ReplayConfig};
-use cl_ilora::{ConsistencyConfig, EmaConfig, EmaSchedule, ILora, ILoraConfig};
+use cl_core::stream::replay::{MemoryKind, ReplayConfig, ReplayFeed};
+use cl_ilora::{ConsistencyConfig, EmaConfig, EmaSchedule, ILora, ILoraConfig, LayerChoice};
 
 fn buffer() -> ReplayConfig {
     ReplayConfig {
@@ -38,27 +38,33 @@ fn without_the_slow_learner_it_is_lora_replay_with_the_same_buffer() {
     let stream = stream(Scenario::ClassIncremental);
     let classes = stream.num_classes();
     let cfg = run_config(0);
-    let mut ablation = ILora::new(
-        ILoraConfig {
-            slow_learner: false,
-            ..ilora_cfg(0.25, EmaSchedule::Capped)
-        },
-        backbone(),
-        classes,
-        0,
-    )
-    .unwrap();
-    let a = run(&mut ablation, &stream, &cfg, &Default::default()).unwrap();
-    let replay_cfg = BaselineConfig {
-        lora: lora_config(),
-        optimizer: optimizer_config(),
-        replay: buffer(),
-    };
-    let mut replay =
-        LoraBaseline::new(Baseline::LoraReplay, replay_cfg, backbone(), classes, 0).unwrap();
-    let r = run(&mut replay, &stream, &cfg, &Default::default()).unwrap();
-    assert_eq!(a.matrix, r.matrix);
-    assert_eq!(ablation.param_counts().stored_examples, 24);
+    // Both feeds: the official every-step reservoir (I-LoRA's default) and past tasks only.
+    for feed in [ReplayFeed::EveryStep, ReplayFeed::EndOfTask] {
+        let replay = ReplayConfig { feed, ..buffer() };
+        let mut ablation = ILora::new(
+            ILoraConfig {
+                slow_learner: false,
+                replay: replay.clone(),
+                ..ilora_cfg(0.25, EmaSchedule::Capped)
+            },
+            backbone(),
+            classes,
+            0,
+        )
+        .unwrap();
+        let a = run(&mut ablation, &stream, &cfg, &Default::default()).unwrap();
+        let replay_cfg = BaselineConfig {
+            lora: lora_config(),
+            optimizer: optimizer_config(),
+            replay,
+            ..BaselineConfig::default()
+        };
+        let mut baseline =
+            LoraBaseline::new(Baseline::LoraReplay, replay_cfg, backbone(), classes, 0).unwrap();
+        let r = run(&mut baseline, &stream, &cfg, &Default::default()).unwrap();
+        assert_eq!(a.matrix, r.matrix, "{feed:?}");
+        assert_eq!(ablation.param_counts().stored_examples, 24, "{feed:?}");
+    }
 }
 
 #[test]
@@ -106,7 +112,7 @@ fn consistency_layer_the_backbone_lacks_is_a_config_error() {
     let cfg = ILoraConfig {
         consistency: ConsistencyConfig {
             weight: 1.0,
-            layers: vec![5],
+            layers: LayerChoice::Indices(vec![5]),
         },
         ..ilora_cfg(0.25, EmaSchedule::Capped)
     };
@@ -122,7 +128,7 @@ fn consistency_layer_the_backbone_lacks_is_a_config_error() {
     let cfg = ILoraConfig {
         consistency: ConsistencyConfig {
             weight: 1.0,
-            layers: vec![0, -1],
+            layers: LayerChoice::Indices(vec![0, -1]),
         },
         ..ilora_cfg(0.25, EmaSchedule::Capped)
     };
@@ -138,7 +144,7 @@ fn consistency_changes_training_and_export_is_the_slow_learner() {
         let cfg = ILoraConfig {
             consistency: ConsistencyConfig {
                 weight,
-                layers: vec![0, -1],
+                layers: LayerChoice::Indices(vec![0, -1]),
             },
             ..ilora_cfg(0.5, EmaSchedule::Constant)
         };

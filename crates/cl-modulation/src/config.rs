@@ -155,7 +155,7 @@ fn mask_threshold() -> f64 {
 fn optimizer() -> OptimizerConfig {
     OptimizerConfig {
         lr: 5e-3,
-        weight_decay: 0.0,
+        ..OptimizerConfig::default()
     }
 }
 
@@ -192,9 +192,7 @@ impl ModulationConfig {
             }
             _ => {}
         }
-        if !(self.optimizer.lr > 0.0 && self.optimizer.lr.is_finite()) {
-            return Err(ClError::config("optimizer.lr", "must be a positive number"));
-        }
+        self.optimizer.validate("optimizer")?;
         if let Some(lr) = self.grid_lr
             && !(lr > 0.0 && lr.is_finite())
         {

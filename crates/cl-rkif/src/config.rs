@@ -1,6 +1,6 @@
 //! Configuration of cl-rkif (JSON; unknown keys are errors).
 
-use cl_core::baselines::OptimizerConfig;
+use cl_core::baselines::{OptimizerConfig, Schedule};
 use cl_core::peft::LoraConfig;
 use cl_core::stream::replay::ReplayConfig;
 use cl_core::{ClError, Result};
@@ -19,9 +19,48 @@ pub enum FusionRule {
     /// Global importance-weighted merge ("+ GM"): `w_in = Σs_in / (Σs_in + Σs_out)`,
     /// `w_out = 1 − w_in`, one pair for all elements.
     Global,
-    /// Soft masks ("+ Adaptive"): `w_in = s_in / (s_in + s_out)`, `w_out = s_out / (s_in + s_out)`
-    /// per element (0.5 each where both scores are 0).
+    /// Soft masks (weights ∝ scores): `w_in = s_in / (s_in + s_out)`, `w_out = s_out / (s_in +
+    /// s_out)` per element (0.5 each where both scores are 0).
     Soft,
+    /// "+ Adaptive" as the official `adamerg`: each loop's scores min–max normalised over all
+    /// parameters, then `w_in = exp(ŝ_in/τ) / (exp(ŝ_in/τ) + exp(ŝ_out/τ))`, `w_out = 1 − w_in`
+    /// (τ = `temperature`).
+    Adaptive,
+}
+
+/// What one step's importance `I` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImportanceKind {
+    /// `I = |θ ⊙ ∇θ|` (the paper's).
+    #[default]
+    ThetaGrad,
+    /// `I = |∇θ|` (Appendix B.6's variant).
+    Grad,
+}
+
+/// How long the outer (historical) scores live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OuterScores {
+    /// Reset when a task begins, kept across that task's cycles (the official trainer builds a
+    /// new allocator per task).
+    #[default]
+    PerTask,
+    /// Kept across tasks for the whole run.
+    AcrossTasks,
+}
+
+/// Which scores the mask threshold is the quantile of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuantileScope {
+    /// One threshold per loop: `q_in` over the inner scores, `q_out` over the outer ones (the
+    /// official code).
+    #[default]
+    PerLoop,
+    /// One threshold over the inner and outer scores together.
+    Joint,
 }
 
 /// Configuration of a Recurrent-KIF run.
@@ -38,13 +77,24 @@ pub struct RkifConfig {
     pub inner_steps: usize,
     /// `M`: outer steps per cycle (replay batches), when the memory is not empty.
     pub outer_steps: usize,
+    /// `I = |θ ⊙ ∇θ|` or `|∇θ|`.
+    pub importance: ImportanceKind,
+    /// `false` ("no smoothing", Appendix B.6): the score is the last step's raw `I`; `β₁`, `β₂`
+    /// and `bias_correction` are then unused.
+    pub smoothing: bool,
     /// `β₁`: smoothing of the mean importance `Ī`.
     pub beta1: f64,
     /// `β₂`: smoothing of the deviation `U`.
     pub beta2: f64,
-    /// Share of the scores (inner and outer together) that counts as important: masks are
-    /// `[s > q]` with `q` the `(1 − top_fraction)`-quantile.
+    /// Share of the scores that counts as important: masks are `[s > q]` with `q` the
+    /// `(1 − top_fraction)`-quantile (of each loop's scores, or of both, per `quantile`).
     pub top_fraction: f64,
+    /// One threshold per loop (default, official) or one joint threshold.
+    pub quantile: QuantileScope,
+    /// Reset the outer scores at every task (default, official) or keep them for the run.
+    pub outer_scores: OuterScores,
+    /// τ of the `adaptive` fusion rule.
+    pub temperature: f64,
     /// Fusion rule (ablations `average`, `global`, `soft`).
     pub fusion: FusionRule,
     /// `false` ("− Share"): elements important to both loops keep `θ_s` (weights (0, 0)).
@@ -67,16 +117,24 @@ impl Default for RkifConfig {
                 dropout: 0.05,
                 targets: vec!["query".into(), "value".into()],
             },
+            // The official runs: lr 3e-4, 50 warm-up steps then linear decay, clipping at 1.
             optimizer: OptimizerConfig {
                 lr: 3e-4,
-                weight_decay: 0.0,
+                schedule: Schedule::Linear { warmup_steps: 50 },
+                max_grad_norm: Some(1.0),
+                ..OptimizerConfig::default()
             },
             replay: ReplayConfig::default(),
             inner_steps: 8,
             outer_steps: 4,
+            importance: ImportanceKind::ThetaGrad,
+            smoothing: true,
             beta1: 0.85,
             beta2: 0.85,
             top_fraction: 0.2,
+            quantile: QuantileScope::PerLoop,
+            outer_scores: OuterScores::PerTask,
+            temperature: 1.0,
             fusion: FusionRule::Masks,
             update_shared: true,
             bias_correction: true,
@@ -89,17 +147,29 @@ impl RkifConfig {
     /// Checks every field; errors name it.
     pub fn validate(&self) -> Result<()> {
         self.lora.validate()?;
-        if !(self.optimizer.lr > 0.0 && self.optimizer.lr.is_finite()) {
-            return Err(ClError::config("optimizer.lr", "must be a positive number"));
-        }
+        self.optimizer.validate("optimizer")?;
         self.replay.validate("replay")?;
         if self.inner_steps == 0 {
             return Err(ClError::config("inner_steps", "must be at least 1"));
         }
-        for (field, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
-            if !(0.0..1.0).contains(&beta) {
-                return Err(ClError::config(field, "must be in [0, 1)"));
+        if self.smoothing {
+            for (field, beta) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+                if beta == 0.0 {
+                    return Err(ClError::config(
+                        field,
+                        "0 makes U = |I − Ī| = 0 and so every score 0; for the raw importance as the score (no smoothing) set \"smoothing\": false",
+                    ));
+                }
+                if !(0.0..1.0).contains(&beta) {
+                    return Err(ClError::config(field, format!("{beta} is not in (0, 1)")));
+                }
             }
+        }
+        if !(self.temperature > 0.0 && self.temperature.is_finite()) {
+            return Err(ClError::config(
+                "temperature",
+                format!("{} must be a positive number", self.temperature),
+            ));
         }
         if !(self.top_fraction > 0.0 && self.top_fraction < 1.0) {
             return Err(ClError::config("top_fraction", "must be in (0, 1)"));
@@ -139,5 +209,32 @@ mod tests {
             ..RkifConfig::default()
         };
         assert!(bad.validate().unwrap_err().to_string().contains("beta2"));
+        // β = 0 would silently zero every score: an error that names the variant instead.
+        let zero = RkifConfig {
+            beta1: 0.0,
+            ..RkifConfig::default()
+        };
+        let err = zero.validate().unwrap_err().to_string();
+        assert!(err.contains("beta1") && err.contains("smoothing"), "{err}");
+        RkifConfig {
+            smoothing: false,
+            ..zero
+        }
+        .validate()
+        .unwrap();
+        // The official defaults.
+        assert_eq!(
+            cfg.optimizer.schedule,
+            Schedule::Linear { warmup_steps: 50 }
+        );
+        assert_eq!(cfg.optimizer.max_grad_norm, Some(1.0));
+        assert_eq!(
+            (cfg.quantile, cfg.outer_scores, cfg.importance),
+            (
+                QuantileScope::PerLoop,
+                OuterScores::PerTask,
+                ImportanceKind::ThetaGrad
+            )
+        );
     }
 }

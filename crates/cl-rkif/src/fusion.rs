@@ -1,13 +1,15 @@
 //! Knowledge identification and fusion at the end of a cycle, on the device.
 //!
-//! **Threshold.** `q` is the `(1 − p)`-quantile of all scores (inner and outer, every trainable
-//! parameter together): the smallest value found with `count(s > q) ≤ ⌊p·N⌋`. It is computed by a
+//! **Threshold.** By default one per loop, as the official code: `q_in` is the `(1 − p)`-quantile
+//! of all inner scores (every trainable parameter together) and `q_out` that of all outer scores;
+//! `quantile: joint` takes one `q` over both. A quantile is the smallest value found with
+//! `count(s > q) ≤ ⌊p·N⌋`, computed by a
 //! refined histogram on the device instead of a sort: the range `[min, max]` is cut into 16 bins,
 //! the 15 counts `count(s > edge)` are taken in one broadcast comparison and read back (15
 //! numbers), the bin holding the quantile becomes the new range, and this repeats 6 times, so `q`
 //! is exact to `(max − min)/16⁶` and only `2 + 6·15` scalars ever reach the host.
 //!
-//! **Weights.** With `m_in = [s_in > q]`, `m_out = [s_out > q]` (as 0/1 floats), the rule
+//! **Weights.** With `m_in = [s_in > q_in]`, `m_out = [s_out > q_out]` (as 0/1 floats), the rule
 //! [`FusionRule::Masks`] gives `(w_in, w_out)`: (1,0) → (1, 0); (0,1) → (0, 1); (1,1) → (0.4, 0.6)
 //! (or (0, 0) without shared-region updates); (0,0) → (0.5, 0.5). Then
 //! `θ ← θ_s + w_in ⊙ Δ_in + w_out ⊙ Δ_out`.
@@ -17,7 +19,7 @@ use burn::tensor::{ElementConversion, Tensor, TensorData};
 use cl_core::peft::{ParamTensor, TaskVector};
 use cl_core::{ClError, Result};
 
-use crate::config::{FusionRule, RkifConfig};
+use crate::config::{FusionRule, QuantileScope, RkifConfig};
 use crate::importance::PathTensors;
 
 /// Bins of one histogram round.
@@ -79,20 +81,51 @@ pub fn top_threshold<B: Backend>(scores: &[Tensor<B, 1>], top_fraction: f64) -> 
     Some(hi)
 }
 
-/// `(w_in, w_out)` for one tensor of scores `s_in`, `s_out` (`[numel]`).
-///
-/// `q` is the threshold of [`top_threshold`] (used by `Masks`); `global_in` is
-/// `Σs_in / (Σs_in + Σs_out)` over every parameter (used by `Global`).
+/// What [`fusion_weights`] needs besides one tensor's scores, computed once over every parameter.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FusionContext {
+    /// `q_in`, the inner threshold (`Masks`).
+    pub q_in: f64,
+    /// `q_out`, the outer threshold (`Masks`).
+    pub q_out: f64,
+    /// `Σs_in / (Σs_in + Σs_out)` over every parameter (`Global`).
+    pub global_in: f64,
+    /// `(min, max)` of the inner scores over every parameter (`Adaptive`).
+    pub range_in: (f64, f64),
+    /// `(min, max)` of the outer scores over every parameter (`Adaptive`).
+    pub range_out: (f64, f64),
+    /// τ (`Adaptive`).
+    pub temperature: f64,
+    /// Shared-region updates (`Masks`).
+    pub update_shared: bool,
+}
+
+/// `(w_in, w_out)` for one tensor of scores `s_in`, `s_out` (`[numel]`) under `rule`.
 pub fn fusion_weights<B: Backend>(
     rule: FusionRule,
     s_in: Tensor<B, 1>,
     s_out: Tensor<B, 1>,
-    q: f64,
-    global_in: f64,
-    update_shared: bool,
+    ctx: &FusionContext,
 ) -> (Tensor<B, 1>, Tensor<B, 1>) {
     let ones = || s_in.ones_like();
+    let global_in = ctx.global_in;
+    let update_shared = ctx.update_shared;
     match rule {
+        FusionRule::Adaptive => {
+            let normalise = |s: Tensor<B, 1>, (lo, hi): (f64, f64)| {
+                if hi > lo {
+                    s.sub_scalar(lo).div_scalar(hi - lo)
+                } else {
+                    s.zeros_like()
+                }
+            };
+            let a = normalise(s_in, ctx.range_in).div_scalar(ctx.temperature);
+            let b = normalise(s_out, ctx.range_out).div_scalar(ctx.temperature);
+            // exp(a) / (exp(a) + exp(b)) = sigmoid(a − b), without overflow.
+            let w_in = burn::tensor::activation::sigmoid(a - b);
+            let w_out = w_in.clone().neg().add_scalar(1.0);
+            (w_in, w_out)
+        }
         FusionRule::Average => (ones().mul_scalar(0.5), ones().mul_scalar(0.5)),
         FusionRule::Global => (
             ones().mul_scalar(global_in),
@@ -107,8 +140,8 @@ pub fn fusion_weights<B: Backend>(
             (w_in, w_out)
         }
         FusionRule::Masks => {
-            let a = s_in.greater_elem(q).float();
-            let b = s_out.greater_elem(q).float();
+            let a = s_in.greater_elem(ctx.q_in).float();
+            let b = s_out.greater_elem(ctx.q_out).float();
             let not_a = a.clone().neg().add_scalar(1.0);
             let not_b = b.clone().neg().add_scalar(1.0);
             let both = a.clone() * b.clone();
@@ -140,13 +173,36 @@ pub fn fuse<B: Backend>(
     s_out: &PathTensors<B>,
     cfg: &RkifConfig,
 ) -> Result<(TaskVector<B>, MaskShares)> {
-    let (rule, top_fraction, update_shared) = (cfg.fusion, cfg.top_fraction, cfg.update_shared);
+    let (rule, top_fraction) = (cfg.fusion, cfg.top_fraction);
     let score = |map: &PathTensors<B>, path: &str, like: &Tensor<B, 1>| match map.get(path) {
         Some(s) => s.clone(),
         None => like.zeros_like(),
     };
-    let all: Vec<Tensor<B, 1>> = s_in.values().chain(s_out.values()).cloned().collect();
-    let q = top_threshold(&all, top_fraction).unwrap_or(f64::INFINITY);
+    let inner: Vec<Tensor<B, 1>> = s_in.values().cloned().collect();
+    let outer: Vec<Tensor<B, 1>> = s_out.values().cloned().collect();
+    let (q_in, q_out) = match cfg.quantile {
+        QuantileScope::PerLoop => (
+            top_threshold(&inner, top_fraction).unwrap_or(f64::INFINITY),
+            top_threshold(&outer, top_fraction).unwrap_or(f64::INFINITY),
+        ),
+        QuantileScope::Joint => {
+            let all: Vec<Tensor<B, 1>> = inner.iter().chain(&outer).cloned().collect();
+            let q = top_threshold(&all, top_fraction).unwrap_or(f64::INFINITY);
+            (q, q)
+        }
+    };
+    let range = |scores: &[Tensor<B, 1>]| -> (f64, f64) {
+        if rule != FusionRule::Adaptive || scores.is_empty() {
+            return (0.0, 0.0);
+        }
+        let all = Tensor::cat(scores.to_vec(), 0);
+        let v = Tensor::cat(vec![all.clone().min(), all.max()], 0)
+            .into_data()
+            .convert::<f64>()
+            .to_vec::<f64>()
+            .expect("f64");
+        (v[0], v[1])
+    };
     let global_in = if rule == FusionRule::Global {
         let sum = |m: &PathTensors<B>| -> f64 {
             m.values()
@@ -157,6 +213,15 @@ pub fn fuse<B: Backend>(
         if si + so > 0.0 { si / (si + so) } else { 0.5 }
     } else {
         0.5
+    };
+    let ctx = FusionContext {
+        q_in,
+        q_out,
+        global_in,
+        range_in: range(&inner),
+        range_out: range(&outer),
+        temperature: cfg.temperature,
+        update_shared: cfg.update_shared,
     };
     // Per-path mask counts stay on the device and are read back once, after the loop.
     let mut counts: Option<Tensor<B, 1>> = None;
@@ -178,10 +243,9 @@ pub fn fuse<B: Backend>(
         let delta_out = theta_km.value - theta_k.value;
         let si = score(s_in, path, &base);
         let so = score(s_out, path, &base);
-        let (w_in, w_out) =
-            fusion_weights(rule, si.clone(), so.clone(), q, global_in, update_shared);
-        let a = si.greater_elem(q).float();
-        let b = so.greater_elem(q).float();
+        let (w_in, w_out) = fusion_weights(rule, si.clone(), so.clone(), &ctx);
+        let a = si.greater_elem(q_in).float();
+        let b = so.greater_elem(q_out).float();
         let path_counts = Tensor::cat(
             vec![
                 (a.clone() * b.clone().neg().add_scalar(1.0)).sum(),
@@ -251,6 +315,76 @@ mod tests {
         assert!(top_threshold::<B>(&[], 0.2).is_none());
     }
 
+    fn ctx(q: f64, global_in: f64, update_shared: bool) -> FusionContext {
+        FusionContext {
+            q_in: q,
+            q_out: q,
+            global_in,
+            range_in: (0.0, 1.0),
+            range_out: (0.0, 1.0),
+            temperature: 1.0,
+            update_shared,
+        }
+    }
+
+    #[test]
+    fn adaptive_is_a_softmax_of_normalised_scores() {
+        // Inner scores over [0, 4], outer over [0, 2]: normalised [1, 0.5, 0] and [0, 0.5, 1].
+        let c = FusionContext {
+            range_in: (0.0, 4.0),
+            range_out: (0.0, 2.0),
+            temperature: 0.5,
+            ..ctx(0.0, 0.5, true)
+        };
+        let (wi, wo) = fusion_weights(
+            FusionRule::Adaptive,
+            t(&[4.0, 2.0, 0.0]),
+            t(&[0.0, 1.0, 2.0]),
+            &c,
+        );
+        let (wi, wo) = (host(wi), host(wo));
+        // w_in = e^{a/τ} / (e^{a/τ} + e^{b/τ}) with τ = ½: e² / (e² + 1), ½, 1 / (1 + e²).
+        let e2 = std::f32::consts::E.powi(2);
+        let want = [e2 / (e2 + 1.0), 0.5, 1.0 / (1.0 + e2)];
+        for k in 0..3 {
+            assert!((wi[k] - want[k]).abs() < 1e-6, "{wi:?}");
+            assert!((wi[k] + wo[k] - 1.0).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn each_loop_gets_its_own_threshold() {
+        let tv = |v: &[f32]| {
+            TaskVector::from_entries(std::collections::BTreeMap::from([(
+                "p".to_string(),
+                ParamTensor {
+                    value: t(v),
+                    shape: vec![v.len()],
+                },
+            )]))
+        };
+        // Inner scores are 100× the outer ones: one joint quantile would mark only inner
+        // elements; per loop, each loop's top half is marked.
+        let s_in =
+            std::collections::BTreeMap::from([("p".to_string(), t(&[400.0, 300.0, 200.0, 100.0]))]);
+        let s_out = std::collections::BTreeMap::from([("p".to_string(), t(&[1.0, 2.0, 3.0, 4.0]))]);
+        let (start, inner, outer) = (tv(&[0.0; 4]), tv(&[1.0; 4]), tv(&[11.0; 4]));
+        let per_loop = RkifConfig {
+            top_fraction: 0.5,
+            ..RkifConfig::default()
+        };
+        let (_, shares) = fuse(&start, &inner, &outer, &s_in, &s_out, &per_loop).unwrap();
+        // Elements 0, 1: inner only; 2, 3: outer only.
+        assert_eq!(shares, [0.5, 0.5, 0.0, 0.0]);
+        let joint = RkifConfig {
+            quantile: QuantileScope::Joint,
+            ..per_loop
+        };
+        let (_, shares) = fuse(&start, &inner, &outer, &s_in, &s_out, &joint).unwrap();
+        // Top 4 of 8 joint scores are all inner: every element is inner only.
+        assert_eq!(shares, [1.0, 0.0, 0.0, 0.0]);
+    }
+
     #[test]
     fn the_four_cases() {
         // Elements: in-only, out-only, both, neither (q = 1).
@@ -260,9 +394,7 @@ mod tests {
             FusionRule::Masks,
             s_in.clone(),
             s_out.clone(),
-            1.0,
-            0.5,
-            true,
+            &ctx(1.0, 0.5, true),
         );
         assert_eq!(host(wi), vec![1.0, 0.0, 0.4, 0.5]);
         assert_eq!(host(wo), vec![0.0, 1.0, 0.6, 0.5]);
@@ -270,9 +402,7 @@ mod tests {
             FusionRule::Masks,
             s_in.clone(),
             s_out.clone(),
-            1.0,
-            0.5,
-            false,
+            &ctx(1.0, 0.5, false),
         );
         assert_eq!(host(wi), vec![1.0, 0.0, 0.0, 0.5]);
         assert_eq!(host(wo), vec![0.0, 1.0, 0.0, 0.5]);
@@ -280,27 +410,21 @@ mod tests {
             FusionRule::Average,
             s_in.clone(),
             s_out.clone(),
-            1.0,
-            0.5,
-            true,
+            &ctx(1.0, 0.5, true),
         );
         assert_eq!(host(wi), vec![0.5; 4]);
         let (wi, wo) = fusion_weights(
             FusionRule::Global,
             s_in.clone(),
             s_out.clone(),
-            1.0,
-            0.25,
-            true,
+            &ctx(1.0, 0.25, true),
         );
         assert_eq!((host(wi), host(wo)), (vec![0.25; 4], vec![0.75; 4]));
         let (wi, wo) = fusion_weights(
             FusionRule::Soft,
             t(&[3.0, 0.0]),
             t(&[1.0, 0.0]),
-            1.0,
-            0.5,
-            true,
+            &ctx(1.0, 0.5, true),
         );
         assert_eq!((host(wi), host(wo)), (vec![0.75, 0.5], vec![0.25, 0.5]));
     }

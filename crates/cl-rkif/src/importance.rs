@@ -11,64 +11,27 @@
 
 use std::collections::BTreeMap;
 
-use burn::module::{AutodiffModule, ModuleVisitor, Param};
-use burn::optim::GradientsParams;
 use burn::tensor::Tensor;
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::Backend;
 use cl_core::peft::TaskVector;
 use cl_core::peft::peft_format::NamedTensor;
 use cl_core::{ClError, Result};
 
-/// Flattened tensors `[numel]` keyed by parameter path.
-pub type PathTensors<B> = BTreeMap<String, Tensor<B, 1>>;
+use crate::config::ImportanceKind;
 
-/// The gradients of `module`'s trainable parameters, by path, flattened, on the inner backend
-/// (no copy). A trainable parameter without a gradient gets zeros.
-pub fn gradients_by_path<B, M>(module: &M, grads: &GradientsParams) -> PathTensors<B::InnerBackend>
-where
-    B: AutodiffBackend,
-    M: AutodiffModule<B>,
-{
-    struct Collector<'a, B: AutodiffBackend> {
-        stack: Vec<String>,
-        grads: &'a GradientsParams,
-        out: PathTensors<B::InnerBackend>,
-    }
-    impl<B: AutodiffBackend> ModuleVisitor<B> for Collector<'_, B> {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.stack.push(name.to_string());
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.stack.pop();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            if !param.is_require_grad() {
-                return;
-            }
-            let numel: usize = param.dims().iter().product();
-            let grad = match self.grads.get::<B::InnerBackend, D>(param.id) {
-                Some(g) => g.reshape([numel]),
-                None => Tensor::zeros([numel], &param.device()),
-            };
-            self.out.insert(self.stack.join("."), grad);
-        }
-    }
-    let mut collector = Collector::<B> {
-        stack: Vec::new(),
-        grads,
-        out: BTreeMap::new(),
-    };
-    module.visit(&mut collector);
-    collector.out
-}
+pub use cl_core::params::{PathTensors, gradients_by_path};
 
 /// One loop's smoothed importance (`Ī`, `U`) per parameter path.
 #[derive(Debug, Clone)]
 pub struct Importance<B: Backend> {
     beta1: f64,
     beta2: f64,
+    kind: ImportanceKind,
+    smoothing: bool,
     mean: PathTensors<B>,
     deviation: PathTensors<B>,
+    /// The last update's raw `I` (kept without smoothing).
+    last: PathTensors<B>,
     updates: u64,
 }
 
@@ -78,10 +41,21 @@ impl<B: Backend> Importance<B> {
         Self {
             beta1,
             beta2,
+            kind: ImportanceKind::ThetaGrad,
+            smoothing: true,
             mean: BTreeMap::new(),
             deviation: BTreeMap::new(),
+            last: BTreeMap::new(),
             updates: 0,
         }
+    }
+
+    /// The same with `I` of `kind` and, when `smoothing` is `false`, the last raw `I` as the
+    /// score (Appendix B.6's variants).
+    pub fn variant(mut self, kind: ImportanceKind, smoothing: bool) -> Self {
+        self.kind = kind;
+        self.smoothing = smoothing;
+        self
     }
 
     /// Number of updates since creation or [`Importance::reset`].
@@ -93,6 +67,7 @@ impl<B: Backend> Importance<B> {
     pub fn reset(&mut self) {
         self.mean.clear();
         self.deviation.clear();
+        self.last.clear();
         self.updates = 0;
     }
 
@@ -103,7 +78,14 @@ impl<B: Backend> Importance<B> {
                 tensor: path.clone(),
                 context: " in the step's gradients".into(),
             })?;
-            let importance = (p.value.clone() * grad.clone()).abs();
+            let importance = match self.kind {
+                ImportanceKind::ThetaGrad => (p.value.clone() * grad.clone()).abs(),
+                ImportanceKind::Grad => grad.clone().abs(),
+            };
+            if !self.smoothing {
+                self.last.insert(path.clone(), importance);
+                continue;
+            }
             let mean = match self.mean.remove(path) {
                 Some(m) => {
                     m.mul_scalar(self.beta1) + importance.clone().mul_scalar(1.0 - self.beta1)
@@ -127,6 +109,9 @@ impl<B: Backend> Importance<B> {
     /// Scores `s = Ī ⊙ U` per path (empty before the first update), divided by
     /// `(1 − β₁ⁿ)(1 − β₂ⁿ)` after `n` updates when `bias_correction` is set.
     pub fn scores(&self, bias_correction: bool) -> PathTensors<B> {
+        if !self.smoothing {
+            return self.last.clone();
+        }
         let n = self.updates.min(i32::MAX as u64) as i32;
         let factor = if bias_correction && n > 0 {
             1.0 / ((1.0 - self.beta1.powi(n)) * (1.0 - self.beta2.powi(n)))
@@ -166,18 +151,19 @@ impl<B: Backend> Importance<B> {
         };
         let mut out = host("mean", &self.mean);
         out.extend(host("deviation", &self.deviation));
+        out.extend(host("last", &self.last));
         out
     }
 
     /// Restores what [`Importance::to_named`] wrote (with `updates` restored by the caller).
     pub fn from_named(
-        beta1: f64,
-        beta2: f64,
+        template: &Self,
         tensors: Vec<NamedTensor>,
         updates: u64,
         device: &B::Device,
     ) -> Result<Self> {
-        let mut me = Self::new(beta1, beta2);
+        let mut me = template.clone();
+        me.reset();
         for (name, shape, values) in tensors {
             let tensor = Tensor::<B, 1>::from_data(
                 burn::tensor::TensorData::new(values, [shape.iter().product::<usize>()]),
@@ -187,6 +173,8 @@ impl<B: Backend> Importance<B> {
                 me.mean.insert(path.to_string(), tensor);
             } else if let Some(path) = name.strip_prefix("deviation/") {
                 me.deviation.insert(path.to_string(), tensor);
+            } else if let Some(path) = name.strip_prefix("last/") {
+                me.last.insert(path.to_string(), tensor);
             } else {
                 return Err(ClError::config(
                     "importance checkpoint",
@@ -255,11 +243,43 @@ mod tests {
         assert!((c[2] - 1.6875 * 16.0 / 9.0).abs() < 1e-6, "{c:?}");
         assert_eq!(imp.updates(), 2);
         let restored =
-            Importance::<B>::from_named(0.5, 0.5, imp.to_named(), 2, &Default::default()).unwrap();
+            Importance::<B>::from_named(&imp, imp.to_named(), 2, &Default::default()).unwrap();
         assert_eq!(host(&restored, true), c);
         let err = imp.update(&vector([1.0; 3]), &BTreeMap::new()).unwrap_err();
         assert!(err.to_string().contains('w'), "{err}");
         imp.reset();
         assert!(imp.scores(true).is_empty());
+    }
+
+    #[test]
+    fn appendix_variants_grad_only_and_no_smoothing() {
+        let grads = BTreeMap::from([(
+            "w".to_string(),
+            Tensor::<B, 1>::from_data([2.0, -4.0, 3.0], &Default::default()),
+        )]);
+        let host = |imp: &Importance<B>| -> Vec<f32> {
+            imp.scores(true)["w"]
+                .clone()
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap()
+        };
+        // |∇θ| without smoothing: the score is the last step's |g|, whatever θ is.
+        let mut raw = Importance::<B>::new(0.5, 0.5).variant(ImportanceKind::Grad, false);
+        raw.update(&vector([10.0, 5.0, -1.0]), &grads).unwrap();
+        assert_eq!(host(&raw), vec![2.0, 4.0, 3.0]);
+        // |θ ⊙ ∇θ| without smoothing: [20, 20, 3]; a second step replaces it.
+        let mut theta = Importance::<B>::new(0.5, 0.5).variant(ImportanceKind::ThetaGrad, false);
+        theta.update(&vector([10.0, 5.0, -1.0]), &grads).unwrap();
+        assert_eq!(host(&theta), vec![20.0, 20.0, 3.0]);
+        theta.update(&vector([1.0, 1.0, 1.0]), &grads).unwrap();
+        assert_eq!(host(&theta), vec![2.0, 4.0, 3.0]);
+        let restored =
+            Importance::<B>::from_named(&theta, theta.to_named(), 2, &Default::default()).unwrap();
+        assert_eq!(host(&restored), vec![2.0, 4.0, 3.0]);
+        // Smoothed |∇θ|: Ī = ½|g| = [1, 2, 1.5]; U = ½|I − Ī| = [0.5, 1, 0.75]; corrected ×4.
+        let mut smooth = Importance::<B>::new(0.5, 0.5).variant(ImportanceKind::Grad, true);
+        smooth.update(&vector([10.0, 5.0, -1.0]), &grads).unwrap();
+        assert_eq!(host(&smooth), vec![2.0, 8.0, 4.5]);
     }
 }

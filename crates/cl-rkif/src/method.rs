@@ -3,8 +3,7 @@
 use std::path::Path;
 
 use burn::module::AutodiffModule;
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, GradientsParams, Optimizer};
+use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor};
 use cl_core::Result;
@@ -12,6 +11,7 @@ use cl_core::backbone::{TrainableBackbone, add_lora};
 use cl_core::checkpoint::{load_module, read_json, save_module, write_json};
 use cl_core::method::{EvalContext, Method, ParamCounts, StepStats};
 use cl_core::model::{PeftClassifier, allowed_classes, cross_entropy};
+use cl_core::optim::TaskOptimizer;
 use cl_core::peft::peft_format::{read_safetensors, write_safetensors};
 use cl_core::peft::{ParamFilter, TaskVector};
 use cl_core::stream::replay::{ReplayMemory, ReplayStore};
@@ -21,7 +21,7 @@ use rand::rngs::StdRng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::config::RkifConfig;
+use crate::config::{OuterScores, RkifConfig};
 use crate::fusion::{MaskShares, fuse};
 use crate::importance::{Importance, PathTensors, gradients_by_path};
 
@@ -45,12 +45,15 @@ pub struct Rkif<B: AutodiffBackend, M: TrainableBackbone<B>> {
     cfg: RkifConfig,
     seed: u64,
     model: PeftClassifier<B, M>,
-    optim: OptimizerAdaptor<AdamW, PeftClassifier<B, M>, B>,
+    optim: TaskOptimizer<B, PeftClassifier<B, M>>,
+    /// Runner steps the current task was planned with.
+    planned_steps: usize,
     memory: ReplayStore<M::Input>,
     tasks: Vec<TaskInfo>,
     /// Inner-loop scores, reset at every cycle.
     inner: Importance<Inner<B>>,
-    /// Outer-loop (historical) scores, kept across cycles and tasks.
+    /// Outer-loop (historical) scores, kept across the cycles of a task (and across tasks with
+    /// `outer_scores: across-tasks`).
     outer: Importance<Inner<B>>,
     cycle: Option<Cycle<B>>,
     /// Static-importance ablation: the outer scores were estimated in this task already.
@@ -74,9 +77,10 @@ where
         let model = PeftClassifier::new(backbone, num_classes, mix_seed(seed, &[0]));
         Ok(Self {
             memory: cfg.replay.build(mix_seed(seed, &[3])),
-            optim: cfg.optimizer.adamw(),
-            inner: Importance::new(cfg.beta1, cfg.beta2),
-            outer: Importance::new(cfg.beta1, cfg.beta2),
+            optim: cfg.optimizer.for_task(0),
+            planned_steps: 0,
+            inner: Importance::new(cfg.beta1, cfg.beta2).variant(cfg.importance, cfg.smoothing),
+            outer: Importance::new(cfg.beta1, cfg.beta2).variant(cfg.importance, cfg.smoothing),
             cfg,
             seed,
             model,
@@ -118,6 +122,7 @@ where
     fn optimise(
         &mut self,
         examples: &[Example<M::Input>],
+        outer: bool,
     ) -> Result<(f64, Option<PathTensors<Inner<B>>>)> {
         let inputs: Vec<&M::Input> = examples.iter().map(|e| &e.input).collect();
         let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
@@ -129,9 +134,11 @@ where
         }
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
         let by_path = gradients_by_path::<B, _>(&self.model, &grads);
-        self.model = self
-            .optim
-            .step(self.cfg.optimizer.lr, self.model.clone(), grads);
+        self.model = if outer {
+            self.optim.step_held(self.model.clone(), grads)
+        } else {
+            self.optim.step(self.model.clone(), grads)
+        };
         Ok((value, Some(by_path)))
     }
 
@@ -158,7 +165,7 @@ where
             let batch = self
                 .memory
                 .sample(self.cfg.replay.replay_batch(self.batch_size), &mut rng);
-            let (loss, grads) = self.optimise(&batch)?;
+            let (loss, grads) = self.optimise(&batch, true)?;
             let Some(grads) = grads else {
                 return Ok(Some(loss));
             };
@@ -195,6 +202,10 @@ where
         "rkif".into()
     }
 
+    fn plan_steps(&mut self, steps: usize) {
+        self.planned_steps = steps;
+    }
+
     fn begin_task(&mut self, task: &TaskInfo, _train: &[Example<M::Input>]) -> Result<()> {
         if self.tasks.is_empty() {
             add_lora(
@@ -204,8 +215,14 @@ where
             )?;
         }
         self.tasks.push(task.clone());
-        self.optim = self.cfg.optimizer.adamw();
+        // One optimiser and schedule per task over the inner steps (one per runner step); the
+        // outer steps use the same optimiser at the current learning rate without advancing
+        // the schedule, as the official trainer does.
+        self.optim = self.cfg.optimizer.for_task(self.planned_steps);
         self.outer_fixed = false;
+        if self.cfg.outer_scores == OuterScores::PerTask {
+            self.outer.reset();
+        }
         Ok(())
     }
 
@@ -218,7 +235,8 @@ where
             });
         }
         self.batch_size = batch.len();
-        let (loss, grads) = self.optimise(batch)?;
+        self.memory.observe_batch(self.cfg.replay.feed, batch);
+        let (loss, grads) = self.optimise(batch, false)?;
         let Some(grads) = grads else {
             return Ok(StepStats { loss });
         };
@@ -244,7 +262,8 @@ where
                 loss: bad,
             });
         }
-        self.memory.add_task(task.id, train);
+        self.memory
+            .observe_task(self.cfg.replay.feed, task.id, train);
         Ok(())
     }
 
@@ -301,8 +320,7 @@ where
         self.memory = read_json(&dir.join("memory.json"))?;
         let counters: Counters = read_json(&dir.join("counters.json"))?;
         self.outer = Importance::from_named(
-            self.cfg.beta1,
-            self.cfg.beta2,
+            &self.outer,
             read_safetensors(&dir.join("outer_importance.safetensors"))?,
             counters.outer_updates,
             &device,

@@ -6,6 +6,7 @@ use cl_core::conformance::{backbone, lora_config, optimizer_config, run_config, 
 use cl_core::peft::{ParamFilter, TaskVector};
 use cl_core::run;
 use cl_core::stream::Scenario;
+use cl_rkif::config::{OuterScores, QuantileScope};
 use cl_rkif::{FusionRule, Rkif, RkifConfig};
 
 fn cfg() -> RkifConfig {
@@ -33,8 +34,15 @@ fn cycles_fusions_and_mask_shares() {
     // task.
     let m = trained(cfg());
     assert_eq!(m.cycles(), 30);
-    // The outer loop runs in the cycles of tasks 2 and 3 only (task 1 has no memory): 20 × M.
-    assert_eq!(m.outer_updates(), 40);
+    // The outer loop runs in the cycles of tasks 2 and 3 only (task 1 has no memory), and the
+    // outer scores restart with every task: the last task's 10 cycles × M.
+    assert_eq!(m.outer_updates(), 20);
+    let kept = trained(RkifConfig {
+        outer_scores: OuterScores::AcrossTasks,
+        ..cfg()
+    });
+    // Kept for the run: 20 cycles × M.
+    assert_eq!(kept.outer_updates(), 40);
     let [inner_only, outer_only, both, neither] = m.last_mask_shares().expect("fused");
     let total = inner_only + outer_only + both + neither;
     assert!((total - 1.0).abs() < 1e-9, "{total}");
@@ -63,7 +71,12 @@ fn static_importance_estimates_the_outer_scores_once_per_task() {
 fn fusion_rules_give_different_models() {
     let lora = |m: &Rkif<_, _>| TaskVector::snapshot(m.model(), &ParamFilter::Trainable);
     let masks = lora(&trained(cfg()));
-    for rule in [FusionRule::Average, FusionRule::Global, FusionRule::Soft] {
+    for rule in [
+        FusionRule::Average,
+        FusionRule::Global,
+        FusionRule::Soft,
+        FusionRule::Adaptive,
+    ] {
         let other = lora(&trained(RkifConfig {
             fusion: rule,
             ..cfg()
@@ -80,17 +93,29 @@ fn fusion_rules_give_different_models() {
 
 #[test]
 fn bias_correction_lets_the_current_task_own_elements() {
-    let share = |bias_correction: bool| {
+    let share = |bias_correction: bool, quantile: QuantileScope| {
         trained(RkifConfig {
             bias_correction,
+            quantile,
+            outer_scores: OuterScores::AcrossTasks,
             ..cfg()
         })
         .last_mask_shares()
         .expect("fused")[0]
     };
-    let (raw, corrected) = (share(false), share(true));
+    // One joint threshold: uncorrected inner scores (restarted every cycle) lose to the outer
+    // ones, and the correction gives the current task its elements back.
+    let (raw, corrected) = (
+        share(false, QuantileScope::Joint),
+        share(true, QuantileScope::Joint),
+    );
     assert!(
         corrected > raw,
         "inner-only share {corrected} vs {raw} uncorrected"
+    );
+    // One threshold per loop (the default): scaling a loop's scores changes nothing.
+    assert_eq!(
+        share(false, QuantileScope::PerLoop),
+        share(true, QuantileScope::PerLoop)
     );
 }

@@ -11,13 +11,21 @@
 //!   (replay with a 100% memory), so after the last task the LoRA has been trained on the union of
 //!   every task and the newest task still gets a full share of the steps.
 //!
-//! The optimiser (AdamW) is reset at each task boundary.
+//! - EWC ([`ewc`]): SeqLoRA plus `λ/2 · Σ F ⊙ (θ − θ*)²` over the trainable parameters (LoRA
+//!   and head), with the diagonal Fisher of each finished task accumulated online.
+//! - O-LoRA ([`olora`]): IncLoRA plus an orthogonality penalty between the new LoRA's `A` and
+//!   every earlier one's.
+//!
+//! The optimiser (AdamW, with the schedule and clipping of [`OptimizerConfig`]) is reset at each
+//! task boundary.
+
+pub mod ewc;
+pub mod olora;
 
 use std::path::Path;
 
 use burn::module::AutodiffModule;
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor};
 use rand::SeedableRng;
@@ -27,13 +35,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::backbone::{TrainableBackbone, add_lora, freeze_adapters};
 use crate::checkpoint::{load_module, read_json, save_module, write_json};
-use crate::error::{ClError, Result};
+use crate::error::Result;
 use crate::method::{EvalContext, Method, ParamCounts, StepStats};
 use crate::model::{PeftClassifier, allowed_classes, cross_entropy};
+pub use crate::optim::{OptimizerConfig, Schedule, TaskOptimizer};
+use crate::params::{gradients_by_path, trainable_by_path};
 use crate::peft::{LoraConfig, ParamFilter, TaskVector};
 pub use crate::stream::replay::ReplayConfig;
 use crate::stream::replay::{MemoryKind, ReplayMemory, ReplayStore};
 use crate::stream::{Example, TaskInfo, mix_seed};
+pub use ewc::{EwcConfig, EwcState};
+pub use olora::{OLoraConfig, olora_penalty};
 
 /// Which baseline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,15 +59,21 @@ pub enum Baseline {
     LoraReplay,
     /// Cumulative multi-task training (upper bound).
     Mtl,
+    /// SeqLoRA with an elastic-weight-consolidation penalty.
+    Ewc,
+    /// IncLoRA with O-LoRA's orthogonality penalty.
+    OLora,
 }
 
 impl Baseline {
     /// Every baseline.
-    pub const ALL: [Baseline; 4] = [
+    pub const ALL: [Baseline; 6] = [
         Baseline::SeqLora,
         Baseline::IncLora,
         Baseline::LoraReplay,
         Baseline::Mtl,
+        Baseline::Ewc,
+        Baseline::OLora,
     ];
 
     /// Name used on the command line and in reports.
@@ -65,6 +83,8 @@ impl Baseline {
             Baseline::IncLora => "inc-lora",
             Baseline::LoraReplay => "replay",
             Baseline::Mtl => "mtl",
+            Baseline::Ewc => "ewc",
+            Baseline::OLora => "olora",
         }
     }
 
@@ -75,37 +95,7 @@ impl Baseline {
 
     /// `true` when each task gets its own adapter (IncLoRA).
     fn adapters_per_task(self) -> bool {
-        self == Baseline::IncLora
-    }
-}
-
-/// Optimiser settings (AdamW).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OptimizerConfig {
-    /// Learning rate.
-    pub lr: f64,
-    /// Decoupled weight decay.
-    #[serde(default)]
-    pub weight_decay: f32,
-}
-
-impl OptimizerConfig {
-    /// A fresh AdamW with this weight decay for module `M` (the learning rate is passed at each
-    /// step).
-    pub fn adamw<B: AutodiffBackend, M: AutodiffModule<B>>(&self) -> OptimizerAdaptor<AdamW, M, B> {
-        AdamWConfig::new()
-            .with_weight_decay(self.weight_decay)
-            .init()
-    }
-}
-
-impl Default for OptimizerConfig {
-    fn default() -> Self {
-        Self {
-            lr: 1e-3,
-            weight_decay: 0.0,
-        }
+        matches!(self, Baseline::IncLora | Baseline::OLora)
     }
 }
 
@@ -122,15 +112,21 @@ pub struct BaselineConfig {
     /// Replay memory (used by `replay`).
     #[serde(default)]
     pub replay: ReplayConfig,
+    /// EWC's λ and γ (used by `ewc`).
+    #[serde(default)]
+    pub ewc: EwcConfig,
+    /// O-LoRA's λ₁ and λ₂ (used by `olora`).
+    #[serde(default)]
+    pub olora: OLoraConfig,
 }
 
 impl BaselineConfig {
     /// Checks every field; errors name it.
     pub fn validate(&self) -> Result<()> {
         self.lora.validate()?;
-        if !(self.optimizer.lr > 0.0 && self.optimizer.lr.is_finite()) {
-            return Err(ClError::config("optimizer.lr", "must be a positive number"));
-        }
+        self.optimizer.validate("optimizer")?;
+        self.ewc.validate()?;
+        self.olora.validate()?;
         self.replay.validate("replay")
     }
 }
@@ -141,11 +137,17 @@ pub struct LoraBaseline<B: AutodiffBackend, M: TrainableBackbone<B>> {
     cfg: BaselineConfig,
     seed: u64,
     model: PeftClassifier<B, M>,
-    optim: OptimizerAdaptor<AdamW, PeftClassifier<B, M>, B>,
+    optim: TaskOptimizer<B, PeftClassifier<B, M>>,
+    /// Steps the current task was planned with (the schedule's length).
+    planned_steps: usize,
     /// Replay memory: what `replay` configures (LoRAReplay) or all of every task (MTL).
     memory: ReplayStore<M::Input>,
     tasks: Vec<TaskInfo>,
     step: usize,
+    /// EWC's Fisher and anchor (used by `ewc`).
+    ewc: EwcState<B::InnerBackend>,
+    /// Size of the last training batch (EWC's Fisher batches match it).
+    batch_size: usize,
 }
 
 impl<B, M> LoraBaseline<B, M>
@@ -175,13 +177,16 @@ where
         let memory = memory_cfg.build(mix_seed(seed, &[3]));
         Ok(Self {
             kind,
-            optim: cfg.optimizer.adamw(),
+            optim: cfg.optimizer.for_task(0),
+            planned_steps: 0,
             cfg,
             seed,
             model,
             memory,
             tasks: Vec::new(),
             step: 0,
+            ewc: EwcState::empty(),
+            batch_size: 16,
         })
     }
 
@@ -202,6 +207,26 @@ where
         Ok(())
     }
 
+    /// EWC at the end of a task: the diagonal Fisher from the squared gradients of the task's
+    /// training batches (in order, the training batch size), then the anchor.
+    fn consolidate(&mut self, train: &[Example<M::Input>]) -> Result<()> {
+        let mut batch_grads = Vec::new();
+        for chunk in train.chunks(self.batch_size.max(1)) {
+            let inputs: Vec<&M::Input> = chunk.iter().map(|e| &e.input).collect();
+            let labels: Vec<usize> = chunk.iter().map(|e| e.label).collect();
+            let allowed = allowed_classes(&self.tasks, chunk);
+            let loss = cross_entropy(self.model.forward(&inputs), &labels, allowed.as_deref());
+            let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+            batch_grads.push(gradients_by_path::<B, _>(&self.model, &grads));
+        }
+        let anchor = trainable_by_path::<B, _>(&self.model)
+            .into_iter()
+            .map(|(path, t)| (path, t.inner()))
+            .collect();
+        self.ewc
+            .consolidate(self.cfg.ewc.gamma, &batch_grads, anchor)
+    }
+
     /// The examples one step trains on, per the strategy.
     fn training_examples(&self, batch: &[Example<M::Input>]) -> Vec<Example<M::Input>> {
         let rng = || {
@@ -209,7 +234,9 @@ where
             StdRng::seed_from_u64(mix_seed(self.seed, &[2, task, self.step as u64]))
         };
         match self.kind {
-            Baseline::SeqLora | Baseline::IncLora => batch.to_vec(),
+            Baseline::SeqLora | Baseline::IncLora | Baseline::Ewc | Baseline::OLora => {
+                batch.to_vec()
+            }
             Baseline::LoraReplay | Baseline::Mtl => {
                 let n = match self.kind {
                     Baseline::LoraReplay => self.cfg.replay.replay_batch(batch.len()),
@@ -235,33 +262,59 @@ where
         self.kind.name().to_string()
     }
 
+    fn plan_steps(&mut self, steps: usize) {
+        self.planned_steps = steps;
+    }
+
     fn begin_task(&mut self, task: &TaskInfo, _train: &[Example<M::Input>]) -> Result<()> {
         self.tasks.push(task.clone());
         self.add_task_adapters(task)?;
-        self.optim = self.cfg.optimizer.adamw();
+        self.optim = self.cfg.optimizer.for_task(self.planned_steps);
         self.step = 0;
         Ok(())
     }
 
     fn train_step(&mut self, batch: &[Example<M::Input>]) -> Result<StepStats> {
+        if self.kind == Baseline::LoraReplay {
+            self.memory.observe_batch(self.cfg.replay.feed, batch);
+        }
         let examples = self.training_examples(batch);
         let inputs: Vec<&M::Input> = examples.iter().map(|e| &e.input).collect();
         let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
         let allowed = allowed_classes(&self.tasks, &examples);
         let logits = self.model.forward(&inputs);
-        let loss = cross_entropy(logits, &labels, allowed.as_deref());
+        let mut loss = cross_entropy(logits, &labels, allowed.as_deref());
+        self.batch_size = batch.len();
+        match self.kind {
+            Baseline::Ewc => {
+                let params = trainable_by_path::<B, _>(&self.model);
+                if let Some(p) = self.ewc.penalty(self.cfg.ewc.lambda, &params)? {
+                    loss = loss + p;
+                }
+            }
+            Baseline::OLora => {
+                let layers = self.model.backbone.lora_layers();
+                if let Some(p) = olora_penalty(layers.iter().map(|(_, l)| *l), &self.cfg.olora) {
+                    loss = loss + p;
+                }
+            }
+            _ => {}
+        }
         let value: f64 = loss.clone().into_scalar().elem::<f64>();
         let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.model = self
-            .optim
-            .step(self.cfg.optimizer.lr, self.model.clone(), grads);
+        self.model = self.optim.step(self.model.clone(), grads);
         self.step += 1;
         Ok(StepStats { loss: value })
     }
 
     fn end_task(&mut self, task: &TaskInfo, train: &[Example<M::Input>]) -> Result<()> {
-        if matches!(self.kind, Baseline::LoraReplay | Baseline::Mtl) {
-            self.memory.add_task(task.id, train);
+        match self.kind {
+            Baseline::LoraReplay => self
+                .memory
+                .observe_task(self.cfg.replay.feed, task.id, train),
+            Baseline::Mtl => self.memory.add_task(task.id, train),
+            Baseline::Ewc => self.consolidate(train)?,
+            _ => {}
         }
         Ok(())
     }
@@ -289,6 +342,9 @@ where
 
     fn save_checkpoint(&self, dir: &Path) -> Result<()> {
         save_module(&self.model, &dir.join("model"))?;
+        if self.kind == Baseline::Ewc {
+            self.ewc.save(&dir.join("ewc.safetensors"))?;
+        }
         write_json(&dir.join("memory.json"), &self.memory)
     }
 
@@ -300,6 +356,9 @@ where
         let device = self.model.backbone.device();
         self.model = load_module(self.model.clone(), &dir.join("model"), &device)?;
         self.memory = read_json(&dir.join("memory.json"))?;
+        if self.kind == Baseline::Ewc && !finished.is_empty() {
+            self.ewc = EwcState::load(&dir.join("ewc.safetensors"), &device)?;
+        }
         Ok(())
     }
 }

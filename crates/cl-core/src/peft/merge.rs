@@ -157,12 +157,27 @@ pub fn merge_tensors<B: Backend>(
     Ok(match *strategy {
         MergeStrategy::TaskArithmetic => (stacked * lambda).sum_dim(0).reshape([n]),
         MergeStrategy::Ties { density } => {
-            let keep = ((density * n as f64).ceil() as usize).clamp(1, n.max(1));
-            let trimmed = if keep < n {
+            // As PEFT's `magnitude_based_pruning`: exactly k = int(density · n) entries per task
+            // (k may be 0), the largest by magnitude; among equal magnitudes at the threshold
+            // the lowest indices are kept.
+            let keep = ((density * n as f64).floor() as usize).min(n);
+            let trimmed = if keep == 0 {
+                stacked.zeros_like()
+            } else if keep < n {
                 let magnitude = stacked.clone().abs();
                 // The keep-th largest magnitude of each task, `[T, 1]` (Burn's topk needs k < n).
-                let threshold = magnitude.clone().topk(keep, 1).narrow(1, keep - 1, 1);
-                stacked * magnitude.greater_equal(threshold.expand([t, n])).float()
+                let threshold = magnitude
+                    .clone()
+                    .topk(keep, 1)
+                    .narrow(1, keep - 1, 1)
+                    .expand([t, n]);
+                let above = magnitude.clone().greater(threshold.clone()).float();
+                let at = magnitude.equal(threshold).float();
+                // Room left at the threshold, and each tied entry's rank (1, 2, ...) by index.
+                let room = above.clone().sum_dim(1).neg().add_scalar(keep as f64);
+                let rank = at.clone().cumsum(1);
+                let tied_kept = at * rank.lower_equal(room.expand([t, n])).float();
+                stacked * (above + tied_kept)
             } else {
                 stacked
             };
@@ -254,6 +269,38 @@ mod tests {
         )
         .unwrap();
         close(&host(merged), &[3.0, -4.0]);
+    }
+
+    #[test]
+    fn ties_keeps_int_density_n_entries_and_breaks_ties_by_index() {
+        // n = 5, density 0.5 → int(2.5) = 2 entries (ceil would keep 3). Magnitudes
+        // [1, 3, 1, 1, 2]: keep 3 and 2, then nothing else.
+        let merged = merge_tensors(
+            &[t(&[1.0, -3.0, 1.0, 1.0, 2.0])],
+            &[1.0],
+            &MergeStrategy::Ties { density: 0.5 },
+            0,
+        )
+        .unwrap();
+        close(&host(merged), &[0.0, -3.0, 0.0, 0.0, 2.0]);
+        // Ties at the threshold: [1, -1, 1, 2], density 0.5 → 2 entries: 2 and the first 1.
+        let merged = merge_tensors(
+            &[t(&[1.0, -1.0, 1.0, 2.0])],
+            &[1.0],
+            &MergeStrategy::Ties { density: 0.5 },
+            0,
+        )
+        .unwrap();
+        close(&host(merged), &[1.0, 0.0, 0.0, 2.0]);
+        // density · n < 1 keeps nothing (PEFT's k = 0).
+        let merged = merge_tensors(
+            &[t(&[1.0, 2.0, 3.0])],
+            &[1.0],
+            &MergeStrategy::Ties { density: 0.2 },
+            0,
+        )
+        .unwrap();
+        close(&host(merged), &[0.0, 0.0, 0.0]);
     }
 
     #[test]

@@ -168,6 +168,21 @@ pub struct ReplayConfig {
     pub capacity: usize,
     /// Replay examples drawn for each step; `None` = as many as the current batch.
     pub batch_size: Option<usize>,
+    /// When examples enter the memory (default: at the end of each task).
+    pub feed: ReplayFeed,
+}
+
+/// When a method puts examples into its replay memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplayFeed {
+    /// The finished task's training split, at its end: replay holds past tasks only.
+    #[default]
+    EndOfTask,
+    /// Every current batch, before the replay batch is drawn (I-LoRA's official buffer): a
+    /// reservoir over every example seen, so replay batches hold current-task rows too, from the
+    /// first task on. Needs `memory: reservoir`.
+    EveryStep,
 }
 
 impl Default for ReplayConfig {
@@ -178,6 +193,7 @@ impl Default for ReplayConfig {
             min_per_task: 1,
             capacity: 500,
             batch_size: None,
+            feed: ReplayFeed::EndOfTask,
         }
     }
 }
@@ -193,6 +209,10 @@ impl ReplayConfig {
             MemoryKind::Reservoir if self.capacity == 0 => Err(ClError::config(
                 format!("{field}.capacity"),
                 "must be positive",
+            )),
+            MemoryKind::TaskFraction if self.feed == ReplayFeed::EveryStep => Err(ClError::config(
+                format!("{field}.feed"),
+                "\"every-step\" feeds a reservoir: use it with \"memory\": \"reservoir\"",
             )),
             _ if self.batch_size == Some(0) => Err(ClError::config(
                 format!("{field}.batch_size"),
@@ -233,6 +253,22 @@ pub enum ReplayStore<X> {
 }
 
 impl<X: Clone> ReplayStore<X> {
+    /// Feeds the memory per `feed` at a training step: a reservoir fed [`ReplayFeed::EveryStep`]
+    /// takes the current batch (call before sampling); otherwise nothing happens.
+    pub fn observe_batch(&mut self, feed: ReplayFeed, batch: &[Example<X>]) {
+        if let (ReplayFeed::EveryStep, ReplayStore::Reservoir(m)) = (feed, &mut *self) {
+            m.extend(batch.iter().cloned());
+        }
+    }
+
+    /// Feeds the memory per `feed` at the end of a task: the task's training split unless the
+    /// memory was fed at every step.
+    pub fn observe_task(&mut self, feed: ReplayFeed, task: TaskId, train: &[Example<X>]) {
+        if feed == ReplayFeed::EndOfTask {
+            self.add_task(task, train);
+        }
+    }
+
     /// Stores what the memory keeps of a finished task's training split.
     pub fn add_task(&mut self, task: TaskId, train: &[Example<X>]) {
         match self {
