@@ -652,6 +652,19 @@ mod tests {
     }
 
     #[test]
+    fn a_non_utf8_out_dir_is_refused_before_training() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let odd = dir.path().join(std::ffi::OsStr::from_bytes(b"run-\xff"));
+        let err = prepare_out_dir(&cfg_in(&odd)).unwrap_err().to_string();
+        assert!(
+            err.contains("run.out_dir") && err.contains("UTF-8"),
+            "{err}"
+        );
+        assert!(!odd.exists(), "nothing created");
+    }
+
+    #[test]
     fn differences_name_each_field_with_both_values() {
         let mut saved = RunConfig::default();
         saved.description.insert("cli.order".into(), 1.into());
