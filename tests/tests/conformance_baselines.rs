@@ -1,12 +1,17 @@
 //! Every baseline plugged into the shared conformance suite (one line each).
 
-use cl_core::baselines::{Baseline, BaselineConfig, LoraBaseline};
+use cl_core::baselines::{Baseline, BaselineConfig, EwcConfig, LoraBaseline};
 
-/// Settings that learn the synthetic stream in a few steps.
+/// Settings that learn the synthetic stream in a few steps (EWC's λ scaled to the tiny MLP,
+/// whose gradients, and so Fisher, are far larger than MiniLM's: the default 1e6 would freeze it).
 fn cfg() -> BaselineConfig {
     BaselineConfig {
         lora: cl_core::conformance::lora_config(),
         optimizer: cl_core::conformance::optimizer_config(),
+        ewc: EwcConfig {
+            lambda: 1e4,
+            ..EwcConfig::default()
+        },
         ..BaselineConfig::default()
     }
 }
