@@ -1,10 +1,11 @@
 //! The baselines end to end on the synthetic class-incremental stream: SeqLoRA forgets
-//! (negative BWT), MTL does not, replay sits in between; parameter accounting is right.
+//! (negative BWT), cumulative MTL does not, replay sits in between, joint MTL is the upper bound
+//! with one row; parameter accounting is right.
 
 use cl_core::baselines::{Baseline, BaselineConfig, LoraBaseline};
 use cl_core::conformance::{TestBackend, backbone, run_config, stream};
 use cl_core::stream::Scenario;
-use cl_core::{Method, RunReport, run};
+use cl_core::{Method, Protocol, RunReport, run};
 
 fn cfg() -> BaselineConfig {
     BaselineConfig {
@@ -27,7 +28,7 @@ fn run_baseline(kind: Baseline) -> (RunReport, cl_core::ParamCounts) {
 #[test]
 fn seq_lora_forgets_and_mtl_does_not() {
     let (seq, _) = run_baseline(Baseline::SeqLora);
-    let (mtl, _) = run_baseline(Baseline::Mtl);
+    let (mtl, _) = run_baseline(Baseline::MtlCumulative);
     let (replay, _) = run_baseline(Baseline::LoraReplay);
     let seq_bwt = seq.bwt.unwrap();
     let mtl_bwt = mtl.bwt.unwrap();
@@ -42,6 +43,35 @@ fn seq_lora_forgets_and_mtl_does_not() {
     );
     assert!(
         mtl.op.unwrap() > seq.op.unwrap() + 0.2,
+        "MTL is the upper bound"
+    );
+}
+
+#[test]
+fn joint_mtl_trains_once_on_the_union() {
+    let (joint, counts) = run_baseline(Baseline::Mtl);
+    let (seq, _) = run_baseline(Baseline::SeqLora);
+    assert_eq!(joint.matrix.protocol(), Protocol::Joint);
+    assert_eq!(
+        joint.matrix.rows().len(),
+        1,
+        "one row after the joint training"
+    );
+    assert_eq!((joint.bwt, joint.fwt, joint.forgetting), (None, None, None));
+    assert_eq!(joint.tasks.len(), 1);
+    // As many optimiser steps as the sequential run over the whole stream (each task's 96
+    // training rows divide by the batch of 16), on batches that mix the tasks.
+    let seq_steps: usize = seq.tasks.iter().map(|t| t.steps).sum();
+    assert_eq!(joint.tasks[0].steps, seq_steps);
+    assert!(joint.tasks[0].name.starts_with("joint("));
+    assert_eq!(counts.stored_examples, 0);
+    let row = &joint.matrix.rows()[0];
+    assert!(
+        row.iter().all(|a| *a > 0.5),
+        "every task learnt jointly: {row:?}"
+    );
+    assert!(
+        joint.op.unwrap() > seq.op.unwrap() + 0.2,
         "MTL is the upper bound"
     );
 }

@@ -59,6 +59,18 @@ mod mtl {
     );
 }
 
+mod mtl_cumulative {
+    use super::*;
+    cl_core::conformance_suite!(|bb, n, seed| LoraBaseline::new(
+        Baseline::MtlCumulative,
+        cfg(),
+        bb,
+        n,
+        seed
+    )
+    .unwrap());
+}
+
 mod ewc {
     use super::*;
     cl_core::conformance_suite!(

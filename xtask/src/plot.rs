@@ -233,26 +233,38 @@ pub fn ramp(t: f64) -> Rgb {
     c
 }
 
-/// Heatmap of `matrix[t][j]` (accuracy in %, `T × T`), titled; the diagonal is outlined.
+/// Heatmap of `matrix[t][j]` (accuracy in %, `T × T`, or `1 × T` for a joint training, whose
+/// row is labelled `J`), titled; the diagonal of a square matrix is outlined.
 pub fn heatmap(title: &str, matrix: &[Vec<f64>]) -> Canvas {
-    let t = matrix.len().max(1) as i64;
+    let rows = matrix.len().max(1) as i64;
+    let t = matrix.first().map_or(1, Vec::len).max(1) as i64;
+    let joint = rows == 1 && t > 1;
     let cell = if t <= 6 { 56 } else { 30 };
     let (left, top) = (56, 64);
     let width = (left + t * cell + 16).max(Canvas::text_width(title, 2) + 24);
-    let height = top + t * cell + 40;
+    let height = top + rows * cell + 40;
     let mut canvas = Canvas::new(width as usize, height as usize, WHITE);
     canvas.text(12, 10, title, 2, BLACK);
     canvas.text(
         12,
         34,
-        "ROW: AFTER TRAINING TASK T. COLUMN: TASK J. VALUES IN %",
+        if joint {
+            "ROW: AFTER JOINT TRAINING ON ALL TASKS. COLUMN: TASK J. VALUES IN %"
+        } else {
+            "ROW: AFTER TRAINING TASK T. COLUMN: TASK J. VALUES IN %"
+        },
         1,
         BLACK,
     );
     let scale = if cell >= 40 { 2 } else { 1 };
     for (r, row) in matrix.iter().enumerate() {
         let y = top + r as i64 * cell;
-        canvas.text(12, y + cell / 2 - 5, &format!("T{}", r + 1), 2, BLACK);
+        let label = if joint {
+            "J".to_string()
+        } else {
+            format!("T{}", r + 1)
+        };
+        canvas.text(12, y + cell / 2 - 5, &label, 2, BLACK);
         for (j, &v) in row.iter().enumerate() {
             let x = left + j as i64 * cell;
             let colour = ramp(v / 100.0);
@@ -269,7 +281,7 @@ pub fn heatmap(title: &str, matrix: &[Vec<f64>]) -> Canvas {
                 scale,
                 ink,
             );
-            if r == j {
+            if r == j && !joint {
                 canvas.stroke_rect(x, y, cell, cell, WHITE);
             }
         }
@@ -279,7 +291,7 @@ pub fn heatmap(title: &str, matrix: &[Vec<f64>]) -> Canvas {
         let w = Canvas::text_width(&label, 2);
         canvas.text(
             left + j * cell + (cell - w) / 2,
-            top + t * cell + 10,
+            top + rows * cell + 10,
             &label,
             2,
             BLACK,
@@ -368,6 +380,23 @@ mod tests {
         assert_eq!(c.pixel(1, 0), Some(BLACK));
         assert_eq!(c.pixel(0, 0), Some(WHITE));
         assert_eq!(Canvas::text_width("12", 2), 14);
+    }
+
+    #[test]
+    fn a_joint_heatmap_has_one_row_of_cells() {
+        let square = heatmap("SQUARE", &[vec![90.0, 10.0], vec![60.0, 80.0]]);
+        let joint = heatmap("JOINT", &[vec![90.0, 60.0, 30.0, 80.0, 70.0]]);
+        // One row of 56-pixel cells under the 64-pixel header, 40 below.
+        assert_eq!(joint.height, 64 + 56 + 40);
+        assert_eq!(square.height, 64 + 2 * 56 + 40);
+        assert_eq!(joint.width, 56 + 5 * 56 + 16);
+        // The fifth cell is drawn (70 %), and nothing below the single row.
+        assert_eq!(joint.pixel(56 + 4 * 56 + 2, 64 + 2), Some(ramp(0.7)));
+        if let Some(dir) = std::env::var_os("CL_PLOT_SAMPLES") {
+            joint
+                .save(&std::path::Path::new(&dir).join("joint-heatmap.png"))
+                .unwrap();
+        }
     }
 
     #[test]

@@ -425,13 +425,17 @@ pub fn write_paper(
             let heat = format!("heatmap-{s}-{}.png", row.label);
             let title = format!("{} {s} (N={})", row.label, runs.len());
             plot::heatmap(&title, &m).save(&dir.join(&heat))?;
+            writeln!(md, "![{} on {s}]({}/{heat})", row.name, paper.id)?;
+            if m.len() == 1 && m[0].len() > 1 {
+                // A joint training (MTL) has no "after task t": one row, no curve.
+                continue;
+            }
             legend.push(format!(
                 "{} = {}",
                 PALETTE_NAMES[series.len() % PALETTE.len()],
                 row.name
             ));
             series.push((row.label.clone(), seen_accuracy(&m)));
-            writeln!(md, "![{} on {s}]({}/{heat})", row.name, paper.id)?;
         }
         if !series.is_empty() {
             let file = format!("curves-{s}.png");

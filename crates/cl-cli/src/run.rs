@@ -31,11 +31,12 @@ use serde_json::Value;
 use crate::backend::{self, OnBackend};
 
 /// Methods `--method` accepts.
-pub const METHOD_NAMES: [&str; 12] = [
+pub const METHOD_NAMES: [&str; 13] = [
     "seq-lora",
     "inc-lora",
     "replay",
     "mtl",
+    "mtl-cumulative",
     "ewc",
     "olora",
     "arith",
@@ -62,7 +63,8 @@ fn modulation_kind(method: &str) -> Option<TransformKind> {
 /// Arguments of `cl run`.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// Method: seq-lora, inc-lora, replay, mtl, ewc, olora (LoRA baselines), arith (cl-arith), ilora
+    /// Method: seq-lora, inc-lora, replay, mtl (joint), mtl-cumulative, ewc, olora (LoRA
+    /// baselines), arith (cl-arith), ilora
     /// (cl-ilora), rkif (cl-rkif); modulation, piggyback, finetune (cl-modulation: vision6 or
     /// synthetic, task-incremental).
     #[arg(long)]

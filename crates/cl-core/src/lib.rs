@@ -29,5 +29,5 @@ pub mod weights;
 
 pub use error::{ClError, Result};
 pub use method::{EvalContext, Method, ParamCounts, StepStats};
-pub use metrics::AccuracyMatrix;
+pub use metrics::{AccuracyMatrix, Protocol};
 pub use runner::{RunConfig, RunReport, run};

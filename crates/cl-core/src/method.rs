@@ -7,6 +7,7 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::metrics::Protocol;
 use crate::peft::TaskVector;
 use crate::stream::{Example, Scenario, TaskId, TaskInfo};
 
@@ -59,12 +60,24 @@ pub struct ParamCounts {
 /// for every batch of the task's training split (`epochs` times), [`Method::observe_validation`],
 /// [`Method::end_task`], then
 /// [`Method::predict`] on every task's test split. Methods own their optimiser and device.
+///
+/// A method whose [`Method::protocol`] is [`Protocol::Joint`] (the multi-task upper bound) is
+/// instead told of every task at once: [`Method::plan_steps`] with the joint step count, then
+/// [`Method::begin_task`] for each task in order, [`Method::train_step`] on batches drawn from
+/// the union of all training splits (examples keep their own task id), then
+/// [`Method::observe_validation`] and [`Method::end_task`] for each task, then one evaluation.
 pub trait Method<B: AutodiffBackend> {
     /// One example's host-side input (matches the backbone's).
     type Input: Clone + Send + Sync + std::fmt::Debug + 'static;
 
     /// Short name used in reports (e.g. `seq-lora`).
     fn name(&self) -> String;
+
+    /// Whether the method learns the tasks in sequence (every continual-learning method, the
+    /// default) or jointly on their union (the multi-task upper bound).
+    fn protocol(&self) -> Protocol {
+        Protocol::Sequential
+    }
 
     /// The number of [`Method::train_step`] calls the coming task will get (epochs × batches),
     /// given by the runner right before [`Method::begin_task`]: the length a learning-rate

@@ -3,24 +3,71 @@
 //! `R[t][j]` is the accuracy on task `j` after training task `t` (0-based here; the formulas in
 //! `docs/metrics.md` use 1-based indices). Every run evaluates all tasks, seen and unseen, after
 //! each task, so the matrix is full once a run ends. All metrics are pure functions of the matrix.
+//!
+//! A method trained jointly on the union of every task ([`Protocol::Joint`], the multi-task
+//! upper bound) has a `1 × T` matrix: one row after the joint training. Its OP is the mean of that
+//! row; BWT, FWT and forgetting do not exist (there is no "after task t").
 
 use serde::{Deserialize, Serialize};
 
-/// A `T × T` accuracy matrix filled row by row as tasks finish.
+/// How a method meets a stream's tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// One task after another (continual learning): a `T × T` matrix.
+    #[default]
+    Sequential,
+    /// One training on the union of every task's data (the multi-task upper bound): a `1 × T`
+    /// matrix.
+    Joint,
+}
+
+/// A `T × T` accuracy matrix filled row by row as tasks finish (`1 × T` for [`Protocol::Joint`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccuracyMatrix {
     /// Number of tasks `T`.
     num_tasks: usize,
     /// `rows[t][j]` = accuracy on task `j` after training task `t`; only finished rows are present.
     rows: Vec<Vec<f64>>,
+    /// Sequential (`T` rows) or joint (one row).
+    #[serde(default)]
+    protocol: Protocol,
 }
 
 impl AccuracyMatrix {
     /// An empty matrix for `num_tasks` tasks.
     pub fn new(num_tasks: usize) -> Self {
+        Self::for_protocol(num_tasks, Protocol::Sequential)
+    }
+
+    /// An empty matrix for `num_tasks` tasks learnt under `protocol`.
+    pub fn for_protocol(num_tasks: usize, protocol: Protocol) -> Self {
         Self {
             num_tasks,
             rows: Vec::with_capacity(num_tasks),
+            protocol,
+        }
+    }
+
+    /// The `1 × T` matrix of a joint training (accuracy on each task after it).
+    pub fn joint(row: Vec<f64>) -> Self {
+        Self {
+            num_tasks: row.len(),
+            rows: vec![row],
+            protocol: Protocol::Joint,
+        }
+    }
+
+    /// Sequential or joint.
+    pub fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+
+    /// Rows the complete matrix has: `T`, or 1 for a joint training.
+    pub fn expected_rows(&self) -> usize {
+        match self.protocol {
+            Protocol::Sequential => self.num_tasks,
+            Protocol::Joint => 1,
         }
     }
 
@@ -35,7 +82,11 @@ impl AccuracyMatrix {
             rows.iter().all(|r| r.len() == num_tasks),
             "every row of an accuracy matrix must have one entry per task"
         );
-        Self { num_tasks, rows }
+        Self {
+            num_tasks,
+            rows,
+            protocol: Protocol::Sequential,
+        }
     }
 
     /// Appends the row measured after training the next task.
@@ -49,7 +100,7 @@ impl AccuracyMatrix {
             "row length must equal the number of tasks"
         );
         assert!(
-            self.rows.len() < self.num_tasks,
+            self.rows.len() < self.expected_rows(),
             "accuracy matrix is already full"
         );
         self.rows.push(row);
@@ -67,7 +118,7 @@ impl AccuracyMatrix {
 
     /// `true` once every task has its row.
     pub fn is_complete(&self) -> bool {
-        self.rows.len() == self.num_tasks
+        self.rows.len() == self.expected_rows()
     }
 
     /// The finished rows.
@@ -81,13 +132,22 @@ impl AccuracyMatrix {
     }
 
     /// Index of the last finished row, the "T" of the formulas for a partial run.
+    /// `None` for a joint matrix, which has no rows "after task t" (so BWT, FWT and forgetting
+    /// are `None` there).
     fn last(&self) -> Option<usize> {
-        self.rows.len().checked_sub(1)
+        match self.protocol {
+            Protocol::Sequential => self.rows.len().checked_sub(1),
+            Protocol::Joint => None,
+        }
     }
 
     /// Overall performance (average accuracy): `OP = mean_{j ≤ T} R[T][j]` over the tasks
-    /// trained so far (all tasks once the run is complete).
+    /// trained so far (all tasks once the run is complete); for a joint training, the mean of
+    /// its one row.
     pub fn op(&self) -> Option<f64> {
+        if self.protocol == Protocol::Joint {
+            return self.rows.first().map(|row| mean(row.iter().copied()));
+        }
         let t = self.last()?;
         Some(mean((0..=t).map(|j| self.rows[t][j])))
     }
@@ -133,7 +193,10 @@ impl AccuracyMatrix {
         }
         out.push('\n');
         for (t, row) in self.rows.iter().enumerate() {
-            out.push_str(&format!("{:>10}", t + 1));
+            match self.protocol {
+                Protocol::Sequential => out.push_str(&format!("{:>10}", t + 1)),
+                Protocol::Joint => out.push_str(&format!("{:>10}", "joint")),
+            }
             for v in row {
                 out.push_str(&format!(" {:>6.1}", 100.0 * v));
             }
@@ -210,6 +273,27 @@ mod tests {
             vec![0.5, 0.3, 0.9],
         ]);
         assert!(close(m.forgetting().unwrap(), (0.0 + 0.1) / 2.0));
+    }
+
+    #[test]
+    fn a_joint_matrix_has_one_row_and_only_op() {
+        let m = AccuracyMatrix::joint(vec![0.9, 0.6, 0.3]);
+        assert!(m.is_complete());
+        assert_eq!(m.protocol(), Protocol::Joint);
+        assert!(close(m.op().unwrap(), 0.6));
+        assert_eq!(
+            (m.bwt(), m.fwt(&[0.1, 0.1, 0.1]), m.forgetting()),
+            (None, None, None)
+        );
+        assert!(m.to_table().contains("joint"));
+        let mut empty = AccuracyMatrix::for_protocol(3, Protocol::Joint);
+        assert!(!empty.is_complete() && empty.op().is_none());
+        empty.push_row(vec![0.9, 0.6, 0.3]);
+        assert_eq!(empty, m);
+        // Reports written before the field existed read as sequential.
+        let old: AccuracyMatrix =
+            serde_json::from_str(r#"{"num_tasks": 2, "rows": [[0.5, 0.1]]}"#).unwrap();
+        assert_eq!(old.protocol(), Protocol::Sequential);
     }
 
     #[test]

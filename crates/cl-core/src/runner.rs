@@ -24,9 +24,9 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{existing_dir, read_json, replace_dir, sibling, write_json};
 use crate::error::{ClError, Result};
 use crate::method::{EvalContext, Method, ParamCounts};
-use crate::metrics::AccuracyMatrix;
+use crate::metrics::{AccuracyMatrix, Protocol};
 use crate::model::{argmax_host, label_space_mask};
-use crate::stream::{Scenario, Task, TaskInfo, TaskStream, epoch_batches, mix_seed};
+use crate::stream::{Example, Scenario, Task, TaskInfo, TaskStream, epoch_batches, mix_seed};
 
 /// How a run trains and where it writes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -327,7 +327,7 @@ where
                 scenario: stream.scenario(),
                 seed: cfg.seed,
                 task_names: stream.tasks().iter().map(|t| t.info.name.clone()).collect(),
-                matrix: AccuracyMatrix::new(stream.num_tasks()),
+                matrix: AccuracyMatrix::for_protocol(stream.num_tasks(), method.protocol()),
                 op: None,
                 bwt: None,
                 fwt: None,
@@ -343,11 +343,16 @@ where
 
     let show_progress =
         cfg.progress && std::env::var_os("CI").is_none() && std::io::stderr().is_terminal();
-    for task in &stream.tasks()[finished.len()..] {
+    // What is trained before each evaluation: one task at a time, or (joint) all of them.
+    let units: Vec<&[Task<M::Input>]> = match method.protocol() {
+        Protocol::Sequential => stream.tasks().chunks(1).collect(),
+        Protocol::Joint => vec![stream.tasks()],
+    };
+    for unit in units.into_iter().skip(report.matrix.num_finished()) {
         if cfg.stop_after.is_some_and(|n| finished.len() >= n) {
             break;
         }
-        let record = train_task::<B, M>(method, task, finished.len(), cfg, device, show_progress)?;
+        let record = train_tasks::<B, M>(method, unit, finished.len(), cfg, device, show_progress)?;
         let eval_start = Instant::now();
         let row = stream
             .tasks()
@@ -361,17 +366,18 @@ where
             ..record
         });
         report.refresh_metrics();
-        finished.push(task.info.clone());
+        finished.extend(unit.iter().map(|t| t.info.clone()));
         if show_progress {
+            let last = &unit[unit.len() - 1].info;
             eprintln!(
                 "task {}/{} `{}`: accuracy on it {:.1}%, OP so far {:.1}%",
                 finished.len(),
                 stream.num_tasks(),
-                task.info.name,
+                record_name(unit),
                 100.0
                     * report
                         .matrix
-                        .get(task.info.id, task.info.id)
+                        .get(report.matrix.num_finished() - 1, last.id)
                         .unwrap_or(f64::NAN),
                 100.0 * report.op.unwrap_or(f64::NAN)
             );
@@ -383,9 +389,28 @@ where
     Ok(report)
 }
 
-fn train_task<B, M>(
+/// The seed path of a joint training's data order (sequential tasks use their id).
+const JOINT_ORDER: usize = usize::MAX;
+
+/// A unit's name in records: the task's, or `joint(a+b+...)`.
+fn record_name<X>(unit: &[Task<X>]) -> String {
+    match unit {
+        [task] => task.info.name.clone(),
+        _ => format!(
+            "joint({})",
+            unit.iter()
+                .map(|t| t.info.name.as_str())
+                .collect::<Vec<_>>()
+                .join("+")
+        ),
+    }
+}
+
+/// Trains one unit: a single task (sequential), or every task at once on the union of their
+/// training splits (joint; see [`Method`]). `position` counts the tasks finished before it.
+fn train_tasks<B, M>(
     method: &mut M,
-    task: &Task<M::Input>,
+    unit: &[Task<M::Input>],
     position: usize,
     cfg: &RunConfig,
     device: &B::Device,
@@ -396,26 +421,35 @@ where
     M: Method<B>,
 {
     let start = Instant::now();
-    let info = &task.info;
-    B::seed(device, mix_seed(cfg.seed, &[4, info.id as u64]));
-    let batches_per_epoch = task.train.len().div_ceil(cfg.batch_size);
-    method.plan_steps(cfg.epochs * batches_per_epoch);
-    method.begin_task(info, &task.train)?;
-    let bar = progress_bar(show, (cfg.epochs * batches_per_epoch) as u64, &info.name);
+    let first = &unit[0].info;
+    let order_id = if unit.len() == 1 {
+        first.id
+    } else {
+        JOINT_ORDER
+    };
+    B::seed(device, mix_seed(cfg.seed, &[4, order_id as u64]));
+    let train: Vec<&Example<M::Input>> = unit.iter().flat_map(|t| &t.train).collect();
+    let batches_per_epoch = train.len().div_ceil(cfg.batch_size);
+    let name = record_name(unit);
+    for task in unit {
+        method.plan_steps(cfg.epochs * batches_per_epoch);
+        method.begin_task(&task.info, &task.train)?;
+    }
+    let bar = progress_bar(show, (cfg.epochs * batches_per_epoch) as u64, &name);
     let mut steps = 0;
     let mut last_epoch_loss = f64::NAN;
     for epoch in 0..cfg.epochs {
         let mut sum = 0.0;
-        let batches = epoch_batches(task.train.len(), cfg.batch_size, cfg.seed, info.id, epoch);
+        let batches = epoch_batches(train.len(), cfg.batch_size, cfg.seed, order_id, epoch);
         for indices in &batches {
-            let batch: Vec<_> = indices.iter().map(|&i| task.train[i].clone()).collect();
+            let batch: Vec<_> = indices.iter().map(|&i| train[i].clone()).collect();
             let stats = method.train_step(&batch)?;
             if !stats.loss.is_finite() {
                 bar.abandon();
                 return Err(ClError::NonFiniteLoss {
                     before_any_update: position == 0 && steps == 0,
                     method: method.name(),
-                    task: info.id,
+                    task: first.id,
                     step: steps,
                     loss: stats.loss,
                 });
@@ -427,12 +461,14 @@ where
         }
         last_epoch_loss = sum / batches.len() as f64;
     }
-    method.observe_validation(info, &task.valid)?;
-    method.end_task(info, &task.train)?;
+    for task in unit {
+        method.observe_validation(&task.info, &task.valid)?;
+        method.end_task(&task.info, &task.train)?;
+    }
     bar.finish_and_clear();
     Ok(TaskRecord {
-        task: info.id,
-        name: info.name.clone(),
+        task: first.id,
+        name,
         steps,
         last_epoch_loss,
         train_seconds: start.elapsed().as_secs_f64(),
@@ -574,7 +610,18 @@ where
             stream.name()
         )));
     }
-    if state.finished.len() != saved.matrix.num_finished() {
+    if saved.matrix.protocol() != method.protocol() {
+        return Err(mismatch(format!(
+            "protocol: saved {:?}, now {:?}",
+            saved.matrix.protocol(),
+            method.protocol()
+        )));
+    }
+    let tasks_per_row = match saved.matrix.protocol() {
+        Protocol::Sequential => 1,
+        Protocol::Joint => stream.num_tasks(),
+    };
+    if state.finished.len() != saved.matrix.num_finished() * tasks_per_row {
         return Err(mismatch("finished tasks and matrix rows disagree".into()));
     }
     for info in &state.finished {

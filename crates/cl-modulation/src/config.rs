@@ -135,7 +135,9 @@ pub struct ModulationConfig {
     /// Batch norms.
     #[serde(default)]
     pub norm: NormConfig,
-    /// AdamW over the task's norms and head (and grids unless `grid_lr` is set).
+    /// AdamW over the task's norms and head (and grids unless `grid_lr` is set), with
+    /// `optimizer.schedule` over each task's steps and `optimizer.max_grad_norm` clipping the
+    /// global norm of all the task's gradients.
     #[serde(default = "optimizer")]
     pub optimizer: OptimizerConfig,
     /// Learning rate of the grids (their own AdamW), when it differs from `optimizer.lr`

@@ -7,14 +7,14 @@
 use std::path::Path;
 
 use burn::module::{AutodiffModule, Param};
-use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::{AdamW, GradientsParams, Optimizer};
+use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 use cl_core::backbone::Backbone;
 use cl_core::checkpoint::{load_module, save_module};
 use cl_core::method::{EvalContext, Method, ParamCounts, StepStats};
 use cl_core::model::cross_entropy;
+use cl_core::optim::{OptimizerConfig, TaskOptimizer, clip_grad_norm};
 use cl_core::peft::{ParamFilter, TaskVector};
 use cl_core::stream::{Example, Scenario, TaskInfo, mix_seed};
 use cl_core::{ClError, Result};
@@ -70,9 +70,10 @@ fn forward<B: Backend, N: ModulatableBackbone<B>>(
 struct Current<B: AutodiffBackend> {
     info: TaskInfo,
     module: TaskModule<B>,
-    optim: OptimizerAdaptor<AdamW, TaskModule<B>, B>,
-    /// The grids' own optimiser when `grid_lr` is set.
-    grid_optim: Option<OptimizerAdaptor<AdamW, TaskModule<B>, B>>,
+    /// AdamW with the configured schedule (clipping is done beforehand, over every gradient).
+    optim: TaskOptimizer<B, TaskModule<B>>,
+    /// The grids' own optimiser when `grid_lr` is set (the same schedule, from `grid_lr`).
+    grid_optim: Option<TaskOptimizer<B, TaskModule<B>>>,
 }
 
 /// Per-task modulation (or masks, or fine-tuning) of a frozen backbone; task-incremental only.
@@ -86,6 +87,8 @@ pub struct Modulation<B: AutodiffBackend, N: ModulationBackbone<B>> {
     frozen: Frozen<B>,
     frozen_inner: Frozen<Inner<B>>,
     current: Option<Current<B>>,
+    /// Steps the current task was planned with (the schedule's length).
+    planned_steps: usize,
     /// Every finished task with its module, in order.
     finished: Vec<(TaskInfo, TaskModule<Inner<B>>)>,
     /// The weights each finished task's module produces, built once at its end (evaluation
@@ -126,6 +129,7 @@ where
             frozen,
             frozen_inner,
             current: None,
+            planned_steps: 0,
             finished: Vec::new(),
             finished_weights: Vec::new(),
         })
@@ -233,6 +237,10 @@ where
 {
     type Input = N::Input;
 
+    fn plan_steps(&mut self, steps: usize) {
+        self.planned_steps = steps;
+    }
+
     fn name(&self) -> String {
         self.cfg.kind.name().to_string()
     }
@@ -251,11 +259,23 @@ where
                 .map(|g| Param::from_tensor(Tensor::from_inner(g.val())))
                 .collect();
         }
+        // Clipping is global over every trainable tensor, so it happens once before the
+        // gradients are split between the two optimisers.
+        let unclipped = OptimizerConfig {
+            max_grad_norm: None,
+            ..self.cfg.optimizer.clone()
+        };
         self.current = Some(Current {
             info: task.clone(),
             module,
-            optim: self.cfg.optimizer.adamw(),
-            grid_optim: self.cfg.grid_lr.map(|_| self.cfg.optimizer.adamw()),
+            optim: unclipped.for_task(self.planned_steps),
+            grid_optim: self.cfg.grid_lr.map(|lr| {
+                OptimizerConfig {
+                    lr,
+                    ..unclipped.clone()
+                }
+                .for_task(self.planned_steps)
+            }),
         });
         Ok(())
     }
@@ -306,17 +326,20 @@ where
             return Ok(StepStats { loss: value });
         }
         let mut grads = GradientsParams::from_grads(loss.backward(), &current.module);
+        if let Some(max) = self.cfg.optimizer.max_grad_norm {
+            grads = clip_grad_norm::<B, _>(&current.module, grads, max).0;
+        }
         let mut module = current.module.clone();
-        if let (Some(optim), Some(lr)) = (current.grid_optim.as_mut(), self.cfg.grid_lr) {
+        if let Some(optim) = current.grid_optim.as_mut() {
             let mut grid_grads = GradientsParams::new();
             for grid in &module.grids {
                 if let Some(g) = grads.remove::<B::InnerBackend, 2>(grid.id) {
                     grid_grads.register(grid.id, g);
                 }
             }
-            module = optim.step(lr, module, grid_grads);
+            module = optim.step(module, grid_grads);
         }
-        let mut module = current.optim.step(self.cfg.optimizer.lr, module, grads);
+        let mut module = current.optim.step(module, grads);
         for (j, s) in stats.into_iter().enumerate() {
             if let Some(s) = s {
                 module.update_statistics(j, s, self.cfg.norm.momentum);

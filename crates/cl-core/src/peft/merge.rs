@@ -271,6 +271,62 @@ mod tests {
         close(&host(merged), &[3.0, -4.0]);
     }
 
+    /// Against Hugging Face PEFT's own `merge_utils.ties`, on random values, values with many
+    /// equal magnitudes, 2-D tensors and negative weights (fixture from
+    /// `benchmarks/parity/peft_ties_fixture.py`): equal to PEFT's output wherever no equal
+    /// magnitudes straddle a trim threshold, and always equal to PEFT's election and disjoint
+    /// merge after a lowest-index trim (where magnitudes tie, PEFT keeps whichever entries
+    /// torch.topk's selection algorithm happens to return).
+    #[test]
+    fn ties_equals_peft() {
+        let text = include_str!("../../fixtures/peft_ties.json");
+        let fixture: serde_json::Value = serde_json::from_str(text).unwrap();
+        let cases = fixture["cases"].as_array().unwrap();
+        assert!(cases.len() >= 10);
+        let floats = |v: &serde_json::Value| -> Vec<f32> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        };
+        for case in cases {
+            let name = case["name"].as_str().unwrap();
+            let tensors: Vec<Tensor<B, 1>> = case["tensors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| t(&floats(v)))
+                .collect();
+            let weights: Vec<f64> = floats(&case["weights"]).iter().map(|&w| w as f64).collect();
+            let density = case["density"].as_f64().unwrap();
+            let merged =
+                merge_tensors(&tensors, &weights, &MergeStrategy::Ties { density }, 0).unwrap();
+            let ours = host(merged);
+            let mut expected = vec![(
+                "expected_stable_trim",
+                floats(&case["expected_stable_trim"]),
+            )];
+            if !case["ties_at_threshold"].as_bool().unwrap() {
+                expected.push(("expected", floats(&case["expected"])));
+            }
+            for (key, peft) in expected {
+                assert_eq!(ours.len(), peft.len(), "{name}");
+                for (i, (a, b)) in ours.iter().zip(&peft).enumerate() {
+                    assert!(
+                        (a - b).abs() <= 1e-6 * (1.0 + b.abs()),
+                        "{name}: entry {i}: ours {a}, PEFT ({key}) {b}"
+                    );
+                }
+            }
+        }
+        let checked_exactly = cases
+            .iter()
+            .filter(|c| !c["ties_at_threshold"].as_bool().unwrap())
+            .count();
+        assert!(checked_exactly >= 7, "{checked_exactly} cases without ties");
+    }
+
     #[test]
     fn ties_keeps_int_density_n_entries_and_breaks_ties_by_index() {
         // n = 5, density 0.5 → int(2.5) = 2 entries (ceil would keep 3). Magnitudes
