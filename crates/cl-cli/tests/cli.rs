@@ -6,6 +6,17 @@ fn cl() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cl"))
 }
 
+/// Runs `cl <args>` and returns (success, stdout + stderr).
+fn cl_status(args: &[&str]) -> (bool, String) {
+    let result = cl().args(args).env("CI", "true").output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
+    (result.status.success(), text)
+}
+
 /// Runs `cl run <args> --out <out>` and returns its stdout, failing the test if it fails.
 fn run_ok(args: &[&str], out: &std::path::Path) -> String {
     let result = cl()
@@ -122,10 +133,9 @@ fn bad_arguments_are_one_clear_line() {
             "order",
         ),
     ] {
-        let result = cl().args(&args).env("CI", "true").output().unwrap();
-        let stderr = String::from_utf8_lossy(&result.stderr);
-        assert!(!result.status.success(), "{args:?} succeeded");
-        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        let (ok, text) = cl_status(&args);
+        assert!(!ok, "{args:?} succeeded");
+        assert!(text.contains(expected), "{args:?}: {text}");
     }
 }
 
@@ -439,12 +449,8 @@ fn bad_values_and_flags_that_do_not_apply_are_clear_errors() {
             "--max-len does not apply to --stream vision6",
         ),
     ] {
-        let result = cl().args(&args).env("CI", "true").output().unwrap();
-        let stderr = String::from_utf8_lossy(&result.stderr);
-        assert!(
-            !result.status.success() && stderr.contains(expected),
-            "{args:?}: {stderr}"
-        );
+        let (ok, text) = cl_status(&args);
+        assert!(!ok && text.contains(expected), "{args:?}: {text}");
     }
 }
 
@@ -467,5 +473,135 @@ fn fetch_verify_reports_an_empty_cache_and_changes_nothing() {
     assert!(
         std::fs::read_dir(cache.path()).unwrap().next().is_none(),
         "--verify writes nothing"
+    );
+}
+
+/// `cl export` + `cl prune-model --store f32` + `cl run --stream-file --model-dir` computes the
+/// same matrix, bit for bit, as the run from the cache (real text5 and MiniLM, tiny sizes); the
+/// f16 copy is half the size and close; files that do not belong together are refused.
+#[test]
+fn a_run_on_an_exported_stream_and_a_pruned_model_equals_the_run_from_the_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |name: &str| tmp.path().join(name).to_string_lossy().to_string();
+    let sizes = [
+        "--max-train",
+        "16",
+        "--test-per-task",
+        "8",
+        "--max-len",
+        "16",
+    ];
+    let stream = path("text5-tiny.json");
+    let mut export = vec!["export", "--stream", "text5", "--out", &stream];
+    export.extend(sizes);
+    let (ok, text) = cl_status(&export);
+    assert!(ok, "{text}");
+    for store in ["f32", "f16"] {
+        let dir = path(store);
+        let (ok, text) = cl_status(&[
+            "prune-model",
+            "--streams",
+            &stream,
+            "--out",
+            &dir,
+            "--store",
+            store,
+        ]);
+        assert!(ok, "{text}");
+    }
+    let weights = |store: &str| {
+        std::fs::metadata(tmp.path().join(store).join("model.safetensors"))
+            .unwrap()
+            .len()
+    };
+    // Tiny streams keep about 2300 of the 30522 embedding rows (46.9 MB of the 90.9 MB at f32);
+    // the rest of MiniLM is 44 MB at f32. f16 halves every float tensor.
+    assert!(weights("f32") < 50_000_000, "{}", weights("f32"));
+    assert!(weights("f16") * 2 <= weights("f32") + 65_536);
+
+    let mut full = vec!["--method", "seq-lora", "--stream", "text5", "--epochs", "1"];
+    full.extend(sizes);
+    run_ok(&full, &tmp.path().join("run-full"));
+    let on_file = |store: &str| {
+        let file = tmp.path().join(store).join("text5-tiny.json");
+        let dir = tmp.path().join(store);
+        let out = tmp.path().join(format!("run-{store}"));
+        run_ok(
+            &[
+                "--method",
+                "seq-lora",
+                "--stream-file",
+                file.to_str().unwrap(),
+                "--model-dir",
+                dir.to_str().unwrap(),
+                "--epochs",
+                "1",
+            ],
+            &out,
+        );
+        report_of(&out)
+    };
+    let expected = report_of(&tmp.path().join("run-full"));
+    let exact = on_file("f32");
+    assert_eq!(exact["matrix"], expected["matrix"]);
+    assert_eq!(exact["initial_accuracy"], expected["initial_accuracy"]);
+    let loss = |r: &serde_json::Value| r["tasks"][4]["last_epoch_loss"].as_f64().unwrap();
+    assert_eq!(loss(&exact), loss(&expected));
+    let half = on_file("f16");
+    let close = (loss(&half) - loss(&expected)).abs() / loss(&expected);
+    assert!(
+        close < 0.02,
+        "f16 copy: last loss {} vs {}",
+        loss(&half),
+        loss(&expected)
+    );
+
+    // What does not belong together is refused, naming why.
+    let pruned = tmp.path().join("f32").join("text5-tiny.json");
+    let pruned = pruned.to_str().unwrap();
+    let (ok, text) = cl_status(&["prune-model", "--streams", pruned, "--out", &path("again")]);
+    assert!(
+        !ok && text.contains("already has pruned token ids"),
+        "{text}"
+    );
+    let (ok, text) = cl_status(&[
+        "run",
+        "--method",
+        "seq-lora",
+        "--stream-file",
+        &stream,
+        "--seed",
+        "1",
+        "--out",
+        &path("x"),
+    ]);
+    assert!(!ok && text.contains("--seed 0"), "{text}");
+    let (ok, text) = cl_status(&[
+        "run",
+        "--method",
+        "seq-lora",
+        "--stream-file",
+        &stream,
+        "--preset",
+        "paper",
+        "--out",
+        &path("y"),
+    ]);
+    assert!(!ok && text.contains("--preset"), "{text}");
+    // The unpruned file with the pruned model: token ids outside its table.
+    let (ok, text) = cl_status(&[
+        "run",
+        "--method",
+        "seq-lora",
+        "--stream-file",
+        &stream,
+        "--model-dir",
+        &path("f32"),
+        "--out",
+        &path("z"),
+    ]);
+    assert!(
+        !ok && text.contains("outside the model's vocabulary"),
+        "{text}"
     );
 }

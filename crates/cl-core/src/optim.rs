@@ -169,13 +169,9 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> TaskOptimizer<B, M> {
     /// One update of `module` from `grads` (clipped first when configured), at the scheduled
     /// learning rate; returns the updated module.
     pub fn step(&mut self, module: M, grads: GradientsParams) -> M {
-        let grads = match self.cfg.max_grad_norm {
-            Some(max) => clip_grad_norm::<B, M>(&module, grads, max).0,
-            None => grads,
-        };
-        let lr = self.cfg.lr_at(self.step, self.total);
+        let module = self.step_held(module, grads);
         self.step += 1;
-        self.adamw.step(lr, module, grads)
+        module
     }
 
     /// One update like [`TaskOptimizer::step`] at the current scheduled learning rate, without

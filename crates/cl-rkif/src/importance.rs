@@ -11,8 +11,8 @@
 
 use std::collections::BTreeMap;
 
-use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
+use cl_core::params::{from_named, to_named};
 use cl_core::peft::TaskVector;
 use cl_core::peft::peft_format::NamedTensor;
 use cl_core::{ClError, Result};
@@ -136,22 +136,9 @@ impl<B: Backend> Importance<B> {
 
     /// `Ī` and `U` as named host tensors (`mean/<path>`, `deviation/<path>`) for a checkpoint.
     pub fn to_named(&self) -> Vec<NamedTensor> {
-        let host = |prefix: &str, map: &PathTensors<B>| -> Vec<NamedTensor> {
-            map.iter()
-                .map(|(path, t)| {
-                    let values = t
-                        .clone()
-                        .into_data()
-                        .convert::<f32>()
-                        .to_vec()
-                        .expect("f32");
-                    (format!("{prefix}/{path}"), t.dims().to_vec(), values)
-                })
-                .collect()
-        };
-        let mut out = host("mean", &self.mean);
-        out.extend(host("deviation", &self.deviation));
-        out.extend(host("last", &self.last));
+        let mut out = to_named("mean", &self.mean);
+        out.extend(to_named("deviation", &self.deviation));
+        out.extend(to_named("last", &self.last));
         out
     }
 
@@ -164,24 +151,17 @@ impl<B: Backend> Importance<B> {
     ) -> Result<Self> {
         let mut me = template.clone();
         me.reset();
-        for (name, shape, values) in tensors {
-            let tensor = Tensor::<B, 1>::from_data(
-                burn::tensor::TensorData::new(values, [shape.iter().product::<usize>()]),
-                device,
-            );
-            if let Some(path) = name.strip_prefix("mean/") {
-                me.mean.insert(path.to_string(), tensor);
-            } else if let Some(path) = name.strip_prefix("deviation/") {
-                me.deviation.insert(path.to_string(), tensor);
-            } else if let Some(path) = name.strip_prefix("last/") {
-                me.last.insert(path.to_string(), tensor);
-            } else {
-                return Err(ClError::config(
-                    "importance checkpoint",
-                    format!("unexpected tensor `{name}`"),
-                ));
-            }
-        }
+        let [mean, deviation, last]: [PathTensors<B>; 3] =
+            from_named(tensors, &["mean", "deviation", "last"], device)
+                .map_err(|name| {
+                    ClError::config(
+                        "importance checkpoint",
+                        format!("unexpected tensor `{name}`"),
+                    )
+                })?
+                .try_into()
+                .expect("one map per prefix");
+        (me.mean, me.deviation, me.last) = (mean, deviation, last);
         if let Some(path) = me.mean.keys().find(|p| !me.deviation.contains_key(*p)) {
             return Err(ClError::MissingTensor {
                 tensor: format!("deviation/{path}"),
@@ -197,6 +177,7 @@ impl<B: Backend> Importance<B> {
 mod tests {
     use super::*;
     use burn::backend::NdArray;
+    use burn::tensor::Tensor;
     use cl_core::peft::ParamTensor;
 
     type B = NdArray<f32>;

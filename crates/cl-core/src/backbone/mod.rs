@@ -6,6 +6,7 @@
 
 pub mod bert;
 pub mod bert_loader;
+pub mod bert_vocab;
 pub mod conv;
 pub mod mlp;
 pub mod mobilenet_loader;

@@ -13,8 +13,8 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ClError, Result};
-use crate::params::PathTensors;
-use crate::peft::peft_format::{NamedTensor, read_safetensors, write_safetensors};
+use crate::params::{PathTensors, from_named, to_named};
+use crate::peft::peft_format::{read_safetensors, write_safetensors};
 
 /// EWC's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,43 +140,22 @@ impl<B: Backend> EwcState<B> {
 
     /// Writes `F` and `θ*` (`fisher/<path>`, `anchor/<path>`) to `path`.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let host = |prefix: &str, map: &PathTensors<B>| -> Vec<NamedTensor> {
-            map.iter()
-                .map(|(p, t)| {
-                    let values = t
-                        .clone()
-                        .into_data()
-                        .convert::<f32>()
-                        .to_vec::<f32>()
-                        .expect("f32");
-                    (format!("{prefix}/{p}"), t.dims().to_vec(), values)
-                })
-                .collect()
-        };
-        let mut all = host("fisher", &self.fisher);
-        all.extend(host("anchor", &self.anchor));
+        let mut all = to_named("fisher", &self.fisher);
+        all.extend(to_named("anchor", &self.anchor));
         write_safetensors(path, &all, None)
     }
 
     /// Reads what [`EwcState::save`] wrote.
     pub fn load(path: &Path, device: &B::Device) -> Result<Self> {
-        let mut me = Self::empty();
-        for (name, shape, values) in read_safetensors(path)? {
-            let numel = shape.iter().product::<usize>();
-            let t =
-                Tensor::<B, 1>::from_data(burn::tensor::TensorData::new(values, [numel]), device);
-            if let Some(p) = name.strip_prefix("fisher/") {
-                me.fisher.insert(p.into(), t);
-            } else if let Some(p) = name.strip_prefix("anchor/") {
-                me.anchor.insert(p.into(), t);
-            } else {
-                return Err(ClError::Record {
+        let [fisher, anchor]: [PathTensors<B>; 2] =
+            from_named(read_safetensors(path)?, &["fisher", "anchor"], device)
+                .map_err(|name| ClError::Record {
                     path: path.to_path_buf(),
                     reason: format!("unexpected tensor `{name}` in an EWC state"),
-                });
-            }
-        }
-        Ok(me)
+                })?
+                .try_into()
+                .expect("one map per prefix");
+        Ok(Self { fisher, anchor })
     }
 }
 

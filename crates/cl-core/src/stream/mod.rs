@@ -6,6 +6,7 @@
 //! evaluation and logits are restricted to the task's classes; in the class-incremental scenario
 //! one shared head covers every class and the task id is never given (see [`crate::EvalContext`]).
 
+pub mod file;
 pub mod replay;
 pub mod synthetic;
 
@@ -41,7 +42,7 @@ pub struct Example<X> {
 }
 
 /// A task: its splits and label space.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Task<X> {
     /// Description of the task (id, name, classes).
     pub info: TaskInfo,

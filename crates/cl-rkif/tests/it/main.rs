@@ -1,0 +1,4 @@
+//! Every integration test of this crate in one binary (one link of the Burn stack instead of one per file).
+
+mod conformance;
+mod cycles;

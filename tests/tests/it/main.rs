@@ -1,0 +1,10 @@
+//! Every integration test of this crate in one binary (one link of the Burn stack instead of one per file).
+
+mod baselines_synthetic;
+mod conformance_baselines;
+mod images;
+mod minilm;
+mod mobilenet;
+mod peft_format;
+mod text_smoke;
+mod vision_smoke;
