@@ -37,12 +37,13 @@ chmod +x "$HERE/bin/cl" "$HERE/bin/lora_step"
 
 # wgpu: the bundled Vulkan loader, and NVIDIA's driver as the ICD when the machine has no ICD file.
 export LD_LIBRARY_PATH="$HERE/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-if [ -z "${VK_ICD_FILENAMES:-}" ] && ! ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1 \
-    && [ -e "$HERE/lib/nvidia_icd.json" ]; then
+has_icd=false
+for icd in /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json; do [ -e "$icd" ] && has_icd=true; done
+if [ -z "${VK_ICD_FILENAMES:-}" ] && [ -e "$HERE/lib/nvidia_icd.json" ] && [ "$has_icd" = false ]; then
   export VK_ICD_FILENAMES="$HERE/lib/nvidia_icd.json"
 fi
 export CI=true
-log "bundle $(conf "['built']"); budget ${BUDGET}s; backends: $(conf "['backends']")"
+log "bundle $(conf "['built']"); budget ${BUDGET}s; backends: $(conf "['backends']"); Vulkan ICD: ${VK_ICD_FILENAMES:-system}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >>"$WORK/log.txt" 2>&1 || true
 
 # 1. Speed against PyTorch + peft.

@@ -19,6 +19,7 @@ mod plan;
 mod plot;
 mod report;
 mod reproduce;
+mod runs;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::plan::{Claim, Paper, Row};
 use crate::plot::{self, PALETTE, PALETTE_NAMES};
-use crate::reproduce::{Options, Run};
+use crate::runs::{Options, Run};
 
 /// What a finished run measured (accuracies in %).
 #[derive(Debug, Clone, PartialEq)]

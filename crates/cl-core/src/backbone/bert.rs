@@ -399,7 +399,7 @@ impl<B: Backend> Backbone<B> for BertEncoder<B> {
     }
 
     fn checkpoint_path(&self, path: &str) -> String {
-        super::bert_loader::hf_module_path(path)
+        hf_module_path(path)
     }
 
     /// Puts a fresh Houlsby adapter after the attention and FFN blocks of every layer (replacing
@@ -413,5 +413,55 @@ impl<B: Backend> Backbone<B> for BertEncoder<B> {
             layer.adapter = Some(cfg.init(d, &device));
         }
         Ok(2 * self.layers.len())
+    }
+}
+
+/// The Hugging Face module name of one of our layer paths (the inverse of the module part of
+/// `bert_loader::BERT_KEY_REMAP`, which the loader applies): `layers.{i}.attention.{query,key,value}` →
+/// `encoder.layer.{i}.attention.self.{..}`, `layers.{i}.attention.output` →
+/// `encoder.layer.{i}.attention.output.dense`, `layers.{i}.{intermediate,output}` →
+/// `encoder.layer.{i}.{intermediate,output}.dense`. Other paths are returned unchanged.
+pub fn hf_module_path(path: &str) -> String {
+    let Some(rest) = path.strip_prefix("layers.") else {
+        return path.to_string();
+    };
+    let Some((index, sub)) = rest.split_once('.') else {
+        return path.to_string();
+    };
+    let hf = match sub {
+        "attention.query" | "attention.key" | "attention.value" => {
+            format!("attention.self.{}", &sub["attention.".len()..])
+        }
+        "attention.output" => "attention.output.dense".into(),
+        "intermediate" => "intermediate.dense".into(),
+        "output" => "output.dense".into(),
+        _ => return path.to_string(),
+    };
+    format!("encoder.layer.{index}.{hf}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hf_module_path;
+
+    #[test]
+    fn module_paths_map_to_hugging_face_names() {
+        assert_eq!(
+            hf_module_path("layers.3.attention.query"),
+            "encoder.layer.3.attention.self.query"
+        );
+        assert_eq!(
+            hf_module_path("layers.0.attention.output"),
+            "encoder.layer.0.attention.output.dense"
+        );
+        assert_eq!(
+            hf_module_path("layers.5.intermediate"),
+            "encoder.layer.5.intermediate.dense"
+        );
+        assert_eq!(
+            hf_module_path("layers.5.output"),
+            "encoder.layer.5.output.dense"
+        );
+        assert_eq!(hf_module_path("head"), "head");
     }
 }
