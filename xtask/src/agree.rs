@@ -13,6 +13,17 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+/// The fixed run's sizes (also the GPU bundle's `data/agree.json`): 32 training and 32 test
+/// rows a task, 32 tokens.
+pub(crate) const AGREE_SIZES: [&str; 6] = [
+    "--max-train",
+    "32",
+    "--test-per-task",
+    "32",
+    "--max-len",
+    "32",
+];
+
 /// What is compared between two backends' reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Comparison {
@@ -121,17 +132,12 @@ pub fn agree(args: &[String]) -> Result<()> {
             "text5",
             "--seed",
             "0",
-            "--max-train",
-            "32",
-            "--test-per-task",
-            "32",
-            "--max-len",
-            "32",
             "--epochs",
             "1",
             "--backend",
             backend,
         ]);
+        cmd.args(AGREE_SIZES);
         cmd.arg("--out").arg(&dir);
         crate::run(&mut cmd)?;
         let path = dir.join("report.json");

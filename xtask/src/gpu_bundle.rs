@@ -23,6 +23,8 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
+use crate::agree::AGREE_SIZES;
+
 /// What one device call carries at most (bundle plus source tree), bytes.
 const CARRY_LIMIT: u64 = 64 * 1024 * 1024;
 
@@ -76,16 +78,6 @@ const CPU_CHECK: Kind = Kind {
     budget_s: 900,
     min_run_s: 5,
 };
-
-/// The small fixed run of `cargo xtask agree`: 32 training and 32 test rows a task, 32 tokens.
-const AGREE_SIZES: [&str; 6] = [
-    "--max-train",
-    "32",
-    "--test-per-task",
-    "32",
-    "--max-len",
-    "32",
-];
 
 pub fn gpu_bundle(args: &[String]) -> Result<()> {
     let root = crate::workspace_root();
