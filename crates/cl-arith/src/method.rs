@@ -411,6 +411,10 @@ where
         )
     }
 
+    fn notes(&self) -> Vec<String> {
+        vec![format!("arith λ: {:?}", self.lambdas())]
+    }
+
     fn load_checkpoint(&mut self, dir: &Path, finished: &[TaskInfo]) -> Result<()> {
         let device = self.model.backbone.device();
         self.model = load_module(self.model.clone(), &dir.join("model"), &device)?;

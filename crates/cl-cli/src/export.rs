@@ -9,39 +9,23 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use cl_core::backbone::TokenIds;
 use cl_core::backbone::bert_vocab::{StoreDtype, VocabularyMap, write_pruned_bert};
-use cl_core::stream::Scenario;
 use cl_core::stream::file::{StreamMeta, load_stream, save_stream};
-use cl_data::manifest::{MINILM, TEXT};
-use cl_data::text::{TextStreamConfig, TextStreamKind};
+use cl_data::manifest::MINILM;
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
-use crate::run::{minilm_dir, preset, tokenized_text_stream};
+use crate::run::text_streams;
+use crate::streams::{SizeArgs, StreamName, minilm_dir, tokenized_text_stream};
 
 /// Arguments of `cl export`.
 #[derive(Args, Debug, Clone)]
 pub struct ExportArgs {
-    /// Text stream: text5 or text15.
-    #[arg(long, default_value = "text5")]
-    stream: String,
-    /// Sizes, as `cl run --preset`: quick or paper.
-    #[arg(long, default_value = "quick")]
-    preset: String,
-    /// Training rows per task (default: the preset's).
-    #[arg(long)]
-    max_train: Option<usize>,
-    /// Test rows per task (default: the preset's).
-    #[arg(long)]
-    test_per_task: Option<usize>,
-    /// Tokens per text, [CLS] and [SEP] included (default: the preset's).
-    #[arg(long)]
-    max_len: Option<usize>,
-    /// Seed of the rows drawn (a run on the file must use the same `--seed`).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Task-incremental instead of class-incremental.
-    #[arg(long)]
-    task_incremental: bool,
+    /// Text stream.
+    #[arg(long, value_enum, default_value_t = StreamName::Text5)]
+    stream: StreamName,
+    /// Sizes and seed, as `cl run`'s (a run on the file must use the same `--seed`).
+    #[command(flatten)]
+    sizes: SizeArgs,
     /// The stream file to write (JSON).
     #[arg(long)]
     out: PathBuf,
@@ -50,52 +34,35 @@ pub struct ExportArgs {
 /// Runs `cl export`: the stream as `cl run` would build it (in the stream's own task order;
 /// `--order` applies when a run reads it), tokenized, written with how it was made.
 pub fn export(args: &ExportArgs) -> Result<()> {
-    let Some(kind) = TextStreamKind::from_name(&args.stream) else {
+    let Some(kind) = args.stream.text_kind() else {
         bail!(
-            "cl export writes text streams (text5, text15), not `{}`",
-            args.stream
+            "cl export writes text streams ({}), not `{}`",
+            text_streams().join(", "),
+            args.stream.name()
         );
     };
-    let sizes = preset(&args.preset, &args.stream)?;
-    for (flag, value) in [
-        ("--max-train", args.max_train),
-        ("--test-per-task", args.test_per_task),
-    ] {
-        if value == Some(0) {
-            bail!("{flag} 0: must be at least 1");
-        }
-    }
-    let max_len = args.max_len.unwrap_or(sizes.max_len);
-    if max_len < 3 {
-        bail!("--max-len must be at least 3 ([CLS], one token, [SEP])");
-    }
-    crate::fetch::ensure(&TEXT)?;
-    let cfg = TextStreamConfig {
-        train_per_task: args.max_train.unwrap_or(sizes.train_per_task),
-        test_per_task: args.test_per_task.unwrap_or(sizes.test_per_task),
-        seed: args.seed,
-        scenario: if args.task_incremental {
-            Scenario::TaskIncremental
-        } else {
-            Scenario::ClassIncremental
-        },
-        ..TextStreamConfig::default()
-    };
+    args.sizes.check()?;
+    let sizes = args.sizes.preset.sizes(args.stream.backbone());
+    let max_len = args.sizes.max_len.unwrap_or(sizes.max_len);
+    crate::fetch::ensure(args.stream.packages())?;
+    let cfg = args
+        .sizes
+        .split(sizes, args.stream.scenario(args.sizes.task_incremental));
     let cache = cl_data::fetch::cache_dir();
     let stream = tokenized_text_stream(kind, &cache, &cfg, max_len)?;
     let mut meta: StreamMeta = BTreeMap::new();
-    meta.insert("stream".into(), args.stream.clone().into());
-    meta.insert("preset".into(), args.preset.clone().into());
+    meta.insert("stream".into(), args.stream.name().into());
+    meta.insert("preset".into(), args.sizes.preset.name().into());
     meta.insert("train_per_task".into(), cfg.train_per_task.into());
     meta.insert("test_per_task".into(), cfg.test_per_task.into());
     meta.insert("max_len".into(), max_len.into());
     meta.insert("epochs".into(), sizes.epochs.into());
-    meta.insert("seed".into(), args.seed.into());
+    meta.insert("seed".into(), args.sizes.seed.into());
     meta.insert(
         "tokenizer.sha256".into(),
         cl_data::fetch::sha256_file(&minilm_dir(&cache).join("tokenizer.json"))?.into(),
     );
-    for pkg in &TEXT {
+    for pkg in args.stream.packages() {
         meta.insert(
             format!("data.{}", pkg.id),
             format!("{} sha256:{}", pkg.spec, pkg.sha256).into(),

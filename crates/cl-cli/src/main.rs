@@ -12,7 +12,9 @@
 mod backend;
 mod export;
 mod fetch;
+mod registry;
 mod run;
+mod streams;
 
 use std::process::ExitCode;
 
@@ -93,10 +95,34 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Export(args) => export::export(&args),
         Command::PruneModel(args) => export::prune(&args),
         Command::Methods => {
-            println!("methods:  {}", run::METHOD_NAMES.join(", "));
-            println!("streams:  {}", run::STREAM_NAMES.join(", "));
-            println!("backends: {}", backend::compiled().join(", "));
+            list_methods();
             Ok(())
         }
     }
+}
+
+/// `cl methods`: every method of the registry with what it runs on, then the streams and the
+/// compiled-in backends.
+fn list_methods() {
+    use cl_core::registry::BackboneKind;
+    println!("methods:");
+    for info in registry::infos() {
+        let scenarios: Vec<&str> = info.scenarios.iter().map(|s| s.name()).collect();
+        let backbones: Vec<&str> = info.backbones.iter().map(|b| b.name()).collect();
+        println!("  {:<15} {}", info.name, info.summary);
+        println!(
+            "  {:<15} ({}; {}; on {}; streams {})",
+            "",
+            info.crate_name,
+            scenarios.join(", "),
+            backbones.join(", "),
+            streams::StreamName::on(info.backbones).join(", ")
+        );
+    }
+    println!("streams:");
+    for stream in <streams::StreamName as clap::ValueEnum>::value_variants() {
+        let backbone: BackboneKind = stream.backbone();
+        println!("  {:<15} on {}", stream.name(), backbone.name());
+    }
+    println!("backends: {}", backend::compiled_names().join(", "));
 }

@@ -98,27 +98,54 @@ fn modulation_runs_task_incremental_on_the_synthetic_stream() {
 }
 
 #[test]
+fn methods_lists_every_registered_method_with_what_it_runs_on() {
+    let (ok, text) = cl_status(&["methods"]);
+    assert!(ok, "{text}");
+    for (name, on) in [
+        (
+            "seq-lora",
+            "on minilm, synthetic-mlp; streams text5, text15, synthetic",
+        ),
+        ("olora", "cl-core; class-incremental, task-incremental"),
+        ("arith", "cl-arith"),
+        ("ilora", "cl-ilora"),
+        ("rkif", "cl-rkif"),
+        (
+            "modulation",
+            "cl-modulation; task-incremental; on mobilenet-v2, synthetic-mlp",
+        ),
+    ] {
+        let at = text
+            .find(&format!("  {name} "))
+            .unwrap_or_else(|| panic!("{name} missing: {text}"));
+        let entry: String = text[at..].lines().take(2).collect();
+        assert!(entry.contains(on), "{name}: {entry}");
+    }
+    assert!(text.contains("vision6         on mobilenet-v2"), "{text}");
+}
+
+#[test]
 fn bad_arguments_are_one_clear_line() {
     for (args, expected) in [
         (
             vec!["run", "--method", "ewx", "--stream", "synthetic"],
-            "unknown method `ewx`",
+            "invalid value 'ewx' for '--method <METHOD>'",
         ),
         (
             vec!["run", "--method", "replay", "--stream", "text99"],
-            "unknown stream `text99`",
+            "invalid value 'text99' for '--stream <STREAM>'",
         ),
         (
             vec!["run", "--method", "replay", "--preset", "huge"],
-            "unknown preset `huge`",
+            "invalid value 'huge' for '--preset <PRESET>'",
         ),
         (
             vec!["run", "--method", "replay", "--stream", "vision6"],
-            "no LoRA layers",
+            "methods for vision6: modulation, piggyback, finetune",
         ),
         (
             vec!["run", "--method", "modulation", "--stream", "text5"],
-            "use --stream vision6 or synthetic",
+            "streams `modulation` runs on: vision6, synthetic",
         ),
         (
             vec![
@@ -383,10 +410,6 @@ fn bad_values_and_flags_that_do_not_apply_are_clear_errors() {
             "--max-len does not apply to --stream synthetic",
         ),
         (vec!["--image-size", "40"], "--image-size does not apply"),
-        (
-            vec!["--backend", "foo"],
-            "unknown backend `foo`; choose one of ndarray, wgpu, cuda",
-        ),
         (vec!["--config", binary], "not UTF-8 text"),
     ] {
         let result = cl()
@@ -412,6 +435,10 @@ fn bad_values_and_flags_that_do_not_apply_are_clear_errors() {
             "cannot be used with",
         ),
         (
+            vec!["run", "--method", "seq-lora", "--backend", "foo"],
+            "[possible values: ndarray, wgpu, cuda]",
+        ),
+        (
             vec![
                 "run",
                 "--method",
@@ -422,7 +449,7 @@ fn bad_values_and_flags_that_do_not_apply_are_clear_errors() {
                 "--config",
                 kind,
             ],
-            "has `kind` \"mask\", but --method modulation",
+            "is what --method piggyback learns, but --method modulation learns",
         ),
         (
             vec![

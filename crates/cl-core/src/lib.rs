@@ -6,6 +6,7 @@
 //! - [`method`]: the [`Method`] trait and [`EvalContext`].
 //! - [`baselines`]: SeqLoRA, IncLoRA, LoRAReplay, MTL.
 //! - [`runner`]: the one training / evaluation loop, reports and checkpoints.
+//! - [`registry`]: method plugins ([`registry::MethodEntry`]) and the backbones they build on.
 //! - [`metrics`]: the accuracy matrix, OP, BWT, FWT, forgetting.
 //!
 //! Library code is backend-generic (`B: Backend` / `B: AutodiffBackend`); only binaries, tests and
@@ -23,6 +24,7 @@ pub mod model;
 pub mod optim;
 pub mod params;
 pub mod peft;
+pub mod registry;
 pub mod runner;
 pub mod stream;
 pub mod weights;

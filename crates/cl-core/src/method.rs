@@ -126,4 +126,16 @@ pub trait Method<B: AutodiffBackend> {
     /// Restores the state written by [`Method::save_checkpoint`]; `finished` lists the tasks that
     /// were complete when it was written, so the method can rebuild its structure first.
     fn load_checkpoint(&mut self, dir: &Path, finished: &[TaskInfo]) -> Result<()>;
+
+    /// Lines worth printing after a run (merge weights chosen, masks, grid sizes...). The
+    /// default has none.
+    fn notes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Writes the model used for evaluation as a PEFT LoRA adapter of `base_model` into `dir`,
+    /// where the method has one such model; `Ok(false)` where it has not (the default).
+    fn export_peft(&self, _base_model: &str, _dir: &Path) -> Result<bool> {
+        Ok(false)
+    }
 }

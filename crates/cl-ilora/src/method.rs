@@ -277,6 +277,11 @@ where
         write_json(&dir.join("counters.json"), &self.counters)
     }
 
+    fn export_peft(&self, base_model: &str, dir: &Path) -> Result<bool> {
+        ILora::export_peft(self, base_model, dir)?;
+        Ok(true)
+    }
+
     fn load_checkpoint(&mut self, dir: &Path, finished: &[TaskInfo]) -> Result<()> {
         if !finished.is_empty() && self.tasks.is_empty() {
             self.init_learners()?;

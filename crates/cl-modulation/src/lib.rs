@@ -28,3 +28,106 @@ pub use interpolate::Interpolation;
 pub use method::Modulation;
 pub use modulated::{LayerPlan, TaskModule};
 pub use network::{ModulatableBackbone, ModulationBackbone};
+
+use burn::tensor::backend::AutodiffBackend;
+use cl_core::ClError;
+use cl_core::registry::{
+    BackboneKind, BuiltMethod, HostBackbone, MethodEntry, MethodInfo, config_from_json,
+    config_to_json, default_optimizer,
+};
+use cl_core::stream::Scenario;
+
+impl TransformKind {
+    /// Every kind, in listing order.
+    pub const ALL: [TransformKind; 3] = [
+        TransformKind::Modulation,
+        TransformKind::Mask,
+        TransformKind::Finetune,
+    ];
+
+    /// One line: what it does (`cl methods`).
+    pub fn summary(self) -> &'static str {
+        match self {
+            TransformKind::Modulation => {
+                "per-task low-resolution modulation of the frozen weights, per-task batch norms and heads (zero forgetting)"
+            }
+            TransformKind::Mask => "Piggyback: per-task binary masks of the frozen weights",
+            TransformKind::Finetune => {
+                "one additive update of every weight shared by all tasks (the forgetting reference)"
+            }
+        }
+    }
+
+    /// The registry entry of this kind (see [`cl_core::registry`]).
+    pub fn entry<B: AutodiffBackend>(self) -> MethodEntry<B> {
+        MethodEntry {
+            info: MethodInfo {
+                name: self.name(),
+                summary: self.summary(),
+                crate_name: env!("CARGO_PKG_NAME"),
+                scenarios: &[Scenario::TaskIncremental],
+                backbones: &[BackboneKind::MobileNetV2, BackboneKind::SyntheticMlp],
+            },
+            default_config: Box::new(move |backbone| {
+                config_to_json(&ModulationConfig {
+                    kind: self,
+                    optimizer: default_optimizer(backbone),
+                    ..ModulationConfig::default()
+                })
+            }),
+            parse_config: Box::new(move |config| {
+                let cfg = self.config(config)?;
+                Ok(config_to_json(&cfg))
+            }),
+            build: Box::new(move |config, backbone, classes, seed| {
+                let cfg = self.config(config)?;
+                Ok(match backbone {
+                    HostBackbone::MobileNetV2(b) => {
+                        BuiltMethod::MobileNetV2(Box::new(Modulation::new(cfg, b, classes, seed)?))
+                    }
+                    HostBackbone::SyntheticMlp(b) => {
+                        BuiltMethod::SyntheticMlp(Box::new(Modulation::new(cfg, b, classes, seed)?))
+                    }
+                    other => {
+                        return Err(ClError::config(
+                            "backbone",
+                            format!(
+                                "{} modulates conv / linear weights of mobilenet-v2 or synthetic-mlp, not {}",
+                                self.name(),
+                                other.kind().name()
+                            ),
+                        ));
+                    }
+                })
+            }),
+        }
+    }
+
+    /// `config` parsed and checked; its `kind` must be this one (the method name decides what
+    /// is learnt per task).
+    fn config(self, config: serde_json::Value) -> cl_core::Result<ModulationConfig> {
+        let cfg: ModulationConfig = config_from_json(config)?;
+        if cfg.kind != self {
+            return Err(ClError::config(
+                "kind",
+                format!(
+                    "{} is what --method {} learns, but --method {} learns {}: remove `kind`, or run the method that config is for",
+                    config_to_json(&cfg.kind),
+                    cfg.kind.name(),
+                    self.name(),
+                    config_to_json(&self)
+                ),
+            ));
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+/// The registry entries of cl-modulation: modulation, piggyback, finetune.
+pub fn entries<B: AutodiffBackend>() -> Vec<MethodEntry<B>> {
+    TransformKind::ALL
+        .into_iter()
+        .map(TransformKind::entry)
+        .collect()
+}

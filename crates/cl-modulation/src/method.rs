@@ -429,6 +429,16 @@ where
         Ok(())
     }
 
+    fn notes(&self) -> Vec<String> {
+        let per_task: usize = self.plans.iter().map(|p| p.grid_len()).sum();
+        vec![format!(
+            "{}: {} weights, {per_task} grid values per task; stored after the run: {}",
+            self.cfg.kind.name(),
+            self.plans.len(),
+            self.param_counts().stored
+        )]
+    }
+
     fn load_checkpoint(&mut self, dir: &Path, finished: &[TaskInfo]) -> Result<()> {
         let device = self.inner.device();
         let mut restored = Vec::with_capacity(finished.len());

@@ -306,6 +306,14 @@ where
         )
     }
 
+    fn notes(&self) -> Vec<String> {
+        vec![format!(
+            "rkif: {} cycles; last fusion's mask shares (inner only, outer only, both, neither): {:?}",
+            self.cycles(),
+            self.last_mask_shares()
+        )]
+    }
+
     fn load_checkpoint(&mut self, dir: &Path, finished: &[TaskInfo]) -> Result<()> {
         if !finished.is_empty() && self.tasks.is_empty() {
             add_lora(

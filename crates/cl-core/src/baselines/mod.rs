@@ -45,6 +45,10 @@ use crate::model::{PeftClassifier, allowed_classes, cross_entropy};
 pub use crate::optim::{OptimizerConfig, Schedule, TaskOptimizer};
 use crate::params::{gradients_by_path, trainable_by_path};
 use crate::peft::{LoraConfig, ParamFilter, TaskVector};
+use crate::registry::{
+    BOTH_SCENARIOS, BoxedMethod, BuildOnBackbone, BuiltMethod, HostBackbone, LORA_BACKBONES,
+    MethodEntry, MethodInfo, config_from_json, config_to_json, default_lora, default_optimizer,
+};
 pub use crate::stream::replay::ReplayConfig;
 use crate::stream::replay::{MemoryKind, ReplayMemory, ReplayStore};
 use crate::stream::{Example, TaskInfo, mix_seed};
@@ -101,10 +105,98 @@ impl Baseline {
         Self::ALL.into_iter().find(|b| b.name() == name)
     }
 
+    /// One line: what it does (`cl methods`).
+    pub fn summary(self) -> &'static str {
+        match self {
+            Baseline::SeqLora => {
+                "one LoRA trained on each task in turn, no protection (lower bound)"
+            }
+            Baseline::IncLora => "a new LoRA per task, earlier ones frozen and summed",
+            Baseline::LoraReplay => "SeqLoRA plus a replay memory of 2% of each finished task",
+            Baseline::Mtl => "one LoRA trained once on the union of all tasks (joint upper bound)",
+            Baseline::MtlCumulative => {
+                "each task trained with all earlier tasks' data replayed (sequential MTL)"
+            }
+            Baseline::Ewc => "SeqLoRA plus an online-EWC penalty with the diagonal Fisher",
+            Baseline::OLora => "IncLoRA plus O-LoRA's orthogonality penalty between adapters",
+        }
+    }
+
+    /// The registry entry of this baseline.
+    pub fn entry<B: AutodiffBackend>(self) -> MethodEntry<B> {
+        MethodEntry {
+            info: MethodInfo {
+                name: self.name(),
+                summary: self.summary(),
+                crate_name: "cl-core",
+                scenarios: BOTH_SCENARIOS,
+                backbones: LORA_BACKBONES,
+            },
+            default_config: Box::new(|backbone| {
+                config_to_json(&BaselineConfig {
+                    lora: default_lora(backbone),
+                    optimizer: default_optimizer(backbone),
+                    ewc: EwcConfig::for_backbone(backbone),
+                    ..BaselineConfig::default()
+                })
+            }),
+            parse_config: Box::new(|config| {
+                let cfg: BaselineConfig = config_from_json(config)?;
+                cfg.validate()?;
+                Ok(config_to_json(&cfg))
+            }),
+            build: Box::new(move |config, backbone, classes, seed| {
+                build(self, config_from_json(config)?, backbone, classes, seed)
+            }),
+        }
+    }
+
     /// `true` when each task gets its own adapter (IncLoRA).
     fn adapters_per_task(self) -> bool {
         matches!(self, Baseline::IncLora | Baseline::OLora)
     }
+}
+
+/// The registry entries of every baseline.
+pub fn entries<B: AutodiffBackend>() -> Vec<MethodEntry<B>> {
+    Baseline::ALL.into_iter().map(Baseline::entry).collect()
+}
+
+/// Builds baseline `kind` on `backbone`.
+fn build<B: AutodiffBackend>(
+    kind: Baseline,
+    cfg: BaselineConfig,
+    backbone: HostBackbone<B>,
+    classes: usize,
+    seed: u64,
+) -> Result<BuiltMethod<B>> {
+    struct Build {
+        kind: Baseline,
+        cfg: BaselineConfig,
+        classes: usize,
+        seed: u64,
+    }
+    impl<B: AutodiffBackend> BuildOnBackbone<B> for Build {
+        fn build<M>(self, backbone: M) -> Result<BoxedMethod<B, M::Input>>
+        where
+            M: TrainableBackbone<B> + 'static,
+            M::Input: Serialize + DeserializeOwned,
+        {
+            Ok(Box::new(LoraBaseline::new(
+                self.kind,
+                self.cfg,
+                backbone,
+                self.classes,
+                self.seed,
+            )?))
+        }
+    }
+    backbone.build_with(Build {
+        kind,
+        cfg,
+        classes,
+        seed,
+    })
 }
 
 /// Configuration of a baseline run.

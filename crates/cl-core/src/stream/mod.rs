@@ -30,6 +30,16 @@ pub enum Scenario {
     ClassIncremental,
 }
 
+impl Scenario {
+    /// The name used in listings and errors (`task-incremental`, `class-incremental`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::TaskIncremental => "task-incremental",
+            Scenario::ClassIncremental => "class-incremental",
+        }
+    }
+}
+
 /// One labelled example.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Example<X> {

