@@ -16,7 +16,6 @@
 mod agree;
 mod gpu_bundle;
 mod plan;
-mod plot;
 mod report;
 mod reproduce;
 mod runs;

@@ -7,7 +7,6 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::plan::{Claim, Paper, Row};
-use crate::plot::{self, PALETTE, PALETTE_NAMES};
 use crate::runs::{Options, Run};
 
 /// What a finished run measured (accuracies in %).
@@ -23,6 +22,8 @@ pub struct RunResult {
     pub matrix: Vec<Vec<f64>>,
     /// Task names in training order.
     pub task_names: Vec<String>,
+    /// Parameters the method stores beyond the frozen backbone after the last task.
+    pub stored_params: usize,
     /// Seconds of training, all tasks.
     pub train_seconds: f64,
     /// Seconds of evaluation, all tasks.
@@ -81,6 +82,11 @@ pub fn load(path: &Path, run: Run) -> Result<RunResult> {
             })
             .unwrap_or_default(),
         matrix,
+        stored_params: tasks
+            .last()
+            .and_then(|t| t.pointer("/params/stored"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0) as usize,
         train_seconds: sum("train_seconds"),
         eval_seconds: sum("eval_seconds"),
     })
@@ -179,6 +185,29 @@ pub fn seen_accuracy(matrix: &[Vec<f64>]) -> Vec<f64> {
         .enumerate()
         .map(|(t, row)| row.iter().take(t + 1).sum::<f64>() / (t + 1).min(row.len()).max(1) as f64)
         .collect()
+}
+
+/// The accuracy-on-tasks-seen curve of `runs`: mean and standard deviation at each task count.
+pub fn seen_series(label: &str, runs: &[&RunResult]) -> cl_plot::Series {
+    let curves: Vec<Vec<f64>> = runs.iter().map(|r| seen_accuracy(&r.matrix)).collect();
+    let points = curves.iter().map(Vec::len).min().unwrap_or(0);
+    let (mut mean, mut std) = (Vec::new(), Vec::new());
+    for i in 0..points {
+        let at: Vec<f64> = curves.iter().map(|c| c[i]).collect();
+        let (m, s) = mean_std(&at).unwrap_or((0.0, None));
+        mean.push(m);
+        std.push(s.unwrap_or(0.0));
+    }
+    cl_plot::Series {
+        label: label.to_string(),
+        mean,
+        std,
+    }
+}
+
+/// Writes a drawn plot to `path`.
+fn write_plot(path: &Path, svg: cl_plot::Result<String>) -> Result<()> {
+    std::fs::write(path, svg?).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Checks a claim on mean OP / BWT of `stream`; `None` when a row has no runs.
@@ -412,39 +441,86 @@ pub fn write_paper(
         }
     }
 
-    // Plots.
+    // Plots (SVG, cl-plot).
     writeln!(md)?;
     for s in &streams {
         let mut series = Vec::new();
-        let mut legend = Vec::new();
         for row in &main {
             let runs = cell(results, &row.label, s);
             let Some(m) = mean_matrix(&runs) else {
                 continue;
             };
-            let heat = format!("heatmap-{s}-{}.png", row.label);
-            let title = format!("{} {s} (N={})", row.label, runs.len());
-            plot::heatmap(&title, &m).save(&dir.join(&heat))?;
+            // Columns are task positions; they carry names when every run saw one order.
+            let names = match runs.first() {
+                Some(first) if runs.iter().all(|r| r.task_names == first.task_names) => {
+                    first.task_names.clone()
+                }
+                _ => Vec::new(),
+            };
+            let heat = format!("heatmap-{s}-{}.svg", row.label);
+            let title = format!("{} on {s} (N={})", row.name, runs.len());
+            write_plot(&dir.join(&heat), cl_plot::heatmap(&title, &m, &names))?;
             writeln!(md, "![{} on {s}]({}/{heat})", row.name, paper.id)?;
             if m.len() == 1 && m[0].len() > 1 {
                 // A joint training (MTL) has no "after task t": one row, no curve.
                 continue;
             }
-            legend.push(format!(
-                "{} = {}",
-                PALETTE_NAMES[series.len() % PALETTE.len()],
-                row.name
-            ));
-            series.push((row.label.clone(), seen_accuracy(&m)));
+            series.push(seen_series(&row.name, &runs));
         }
         if !series.is_empty() {
-            let file = format!("curves-{s}.png");
-            plot::curves(&format!("{} {s}", paper.id), &series).save(&dir.join(&file))?;
+            let file = format!("curves-{s}.svg");
+            write_plot(
+                &dir.join(&file),
+                cl_plot::curves(
+                    &format!("{} rows on {s}", paper.id),
+                    "mean accuracy on the tasks seen (%)",
+                    &series,
+                ),
+            )?;
             writeln!(
                 md,
-                "\n![accuracy against tasks on {s}]({}/{file})\n\nCurves ({s}): {}; heatmaps average the runs' matrices by task position.\n",
+                "\n![accuracy against tasks on {s}]({}/{file})\n\nCurves ({s}): mean over the runs (seeds × orders), band ± one standard deviation; heatmaps average the runs' matrices by task position.\n",
                 paper.id,
-                legend.join(", ")
+            )?;
+        }
+    }
+
+    // Stored parameters against OP, every row with runs on the first stream (the modulation
+    // resolutions, the LoRA ranks...).
+    if let Some(first) = streams.first() {
+        let mut points = Vec::new();
+        for row in &paper.rows {
+            let runs = cell(results, &row.label, first);
+            let stored: Vec<f64> = runs.iter().map(|r| r.stored_params as f64).collect();
+            if let (Some((op, _)), Some((params, _))) = (
+                mean_std(&runs.iter().map(|r| r.op).collect::<Vec<_>>()),
+                mean_std(&stored),
+            ) && params > 0.0
+            {
+                points.push(cl_plot::Point {
+                    label: row.label.clone(),
+                    x: params,
+                    y: op,
+                    group: usize::from(row.ablation),
+                });
+            }
+        }
+        if points.len() >= 2 {
+            let file = format!("params-{first}.svg");
+            write_plot(
+                &dir.join(&file),
+                cl_plot::scatter(
+                    &format!("{} on {first}: stored parameters against OP", paper.id),
+                    "parameters stored beyond the backbone after the last task (log)",
+                    "OP (%)",
+                    &points,
+                    true,
+                ),
+            )?;
+            writeln!(
+                md,
+                "![stored parameters against OP on {first}]({}/{file})\n\nMain rows in blue, ablations in orange; each point is the mean over its runs.\n",
+                paper.id
             )?;
         }
     }
@@ -501,6 +577,7 @@ mod tests {
             bwt: Some(bwt),
             matrix: vec![vec![80.0, 10.0], vec![60.0, 90.0]],
             task_names: vec!["a".into(), "b".into()],
+            stored_params: 1000 * label.len(),
             train_seconds: 1.0,
             eval_seconds: 1.0,
         }
@@ -584,12 +661,13 @@ mod tests {
         for file in [
             "README.md",
             "runs.csv",
-            "curves-text5.png",
-            "heatmap-text5-rkif.png",
+            "curves-text5.svg",
+            "heatmap-text5-rkif.svg",
+            "params-text5.svg",
         ] {
             assert!(dir.join(file).is_file(), "{file}");
         }
-        assert!(!dir.join("curves-text15.png").exists());
+        assert!(!dir.join("curves-text15.svg").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

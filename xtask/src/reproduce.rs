@@ -5,8 +5,8 @@
 //! Layout (`<sizes>` is `quick` for `--quick`, else `preset-<name>`):
 //! - `target/repro/runs/<backend>/<sizes>/<stream>/<label>/o<order>-s<seed>/`: `run.json` (the
 //!   arguments and the config's text), `log.txt`, `report.json` and checkpoints of `cl run`;
-//! - `target/repro[/quick]/<paper>/`: `README.md` (tables, claims, commands), `curves-<stream>.png`,
-//!   `heatmap-<stream>-<label>.png`; `target/repro[/quick]/REPRODUCIBILITY.md` joins the papers.
+//! - `target/repro[/quick]/<paper>/`: `README.md` (tables, claims, commands), `curves-<stream>.svg`,
+//!   `heatmap-<stream>-<label>.svg` (cl-plot); `target/repro[/quick]/REPRODUCIBILITY.md` joins the papers.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -4,6 +4,7 @@
 //! cl run --method seq-lora --stream text5 --seed 0 --out runs/seq
 //! cl run --method replay --stream text5 --backend wgpu         # needs --features wgpu
 //! cl methods                                                    # list methods and backends
+//! cl report runs/a runs/b --plots plots/                        # runs side by side, SVG plots
 //! cl export --stream text5 --preset paper --out s.json          # a tokenized stream file
 //! cl prune-model --streams s.json --out small/                  # MiniLM cut to its tokens
 //! cl run --method replay --stream-file small/s.json --model-dir small/
@@ -13,6 +14,7 @@ mod backend;
 mod export;
 mod fetch;
 mod registry;
+mod report;
 mod run;
 mod streams;
 
@@ -44,6 +46,9 @@ enum Command {
     /// Write a copy of MiniLM with only the word embeddings some exported streams use, and the
     /// streams with their token ids renumbered for it (`cl run --model-dir`).
     PruneModel(export::PruneArgs),
+    /// Print runs side by side (OP, BWT, FWT, forgetting, parameters, time) and, with
+    /// `--plots`, draw their heatmaps and accuracy-vs-tasks curves as SVG.
+    Report(report::ReportArgs),
 }
 
 fn main() -> ExitCode {
@@ -94,6 +99,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Fetch(args) => fetch::run(&args),
         Command::Export(args) => export::export(&args),
         Command::PruneModel(args) => export::prune(&args),
+        Command::Report(args) => report::report(&args),
         Command::Methods => {
             list_methods();
             Ok(())

@@ -632,3 +632,56 @@ fn a_run_on_an_exported_stream_and_a_pruned_model_equals_the_run_from_the_cache(
         "{text}"
     );
 }
+
+#[test]
+fn report_prints_runs_side_by_side_and_draws_their_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let common = ["--stream", "synthetic", "--epochs", "1"];
+    let mut dirs = Vec::new();
+    for (method, seed) in [("replay", "0"), ("replay", "1"), ("mtl", "0")] {
+        let out = dir.path().join(format!("{method}-{seed}"));
+        let mut args = vec!["--method", method, "--seed", seed];
+        args.extend(common);
+        run_ok(&args, &out);
+        dirs.push(out);
+    }
+    let plots = dir.path().join("plots");
+    let result = cl()
+        .arg("report")
+        .args(&dirs)
+        .arg("--plots")
+        .arg(&plots)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    for out in &dirs {
+        let report = report_of(out);
+        let op = format!("{:.1}", 100.0 * report["op"].as_f64().unwrap());
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("| {} |", out.display())))
+            .unwrap_or_else(|| panic!("no line for {}: {text}", out.display()));
+        assert!(line.contains(&format!("| {op} |")), "{line}");
+        assert!(line.contains(report["method"].as_str().unwrap()), "{line}");
+    }
+    // The joint run has no BWT.
+    assert!(
+        text.lines()
+            .any(|l| l.contains("| mtl |") && l.contains("| – |")),
+        "{text}"
+    );
+    let curves = std::fs::read_to_string(plots.join("curves-synthetic.svg")).unwrap();
+    assert!(
+        curves.contains("replay (n=2)") && !curves.contains("mtl"),
+        "{curves}"
+    );
+    assert!(curves.contains("<polygon"), "two replay seeds give a band");
+    assert!(plots.join("heatmap-2-mtl-0.svg").is_file());
+    let (ok, err) = cl_status(&["report", dir.path().to_str().unwrap()]);
+    assert!(!ok && err.contains("has no report.json"), "{err}");
+}
