@@ -19,47 +19,9 @@ pub mod store;
 pub use config::{ArithConfig, InitFrom, LambdaChoice, MergeLevel, ModuleKind};
 pub use method::Arith;
 
-use burn::tensor::backend::AutodiffBackend;
-use cl_core::backbone::TrainableBackbone;
-use cl_core::registry::{
-    BackboneKind, BoxedMethod, LoraMethodConfig, MethodEntry, default_lora, default_optimizer,
-    lora_entry,
-};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-/// The registry entry of `arith` (see [`cl_core::registry`]).
-pub fn entry<B: AutodiffBackend>() -> MethodEntry<B> {
-    lora_entry::<B, ArithConfig>(
-        "arith",
-        "one LoRA per task, merged by task arithmetic with λ chosen on validation data (no task id, no stored data)",
-        env!("CARGO_PKG_NAME"),
-    )
-}
-
-impl<B: AutodiffBackend> LoraMethodConfig<B> for ArithConfig {
-    fn defaults(backbone: BackboneKind) -> Self {
-        ArithConfig {
-            lora: default_lora(backbone),
-            optimizer: default_optimizer(backbone),
-            ..ArithConfig::default()
-        }
-    }
-
-    fn check(&self) -> cl_core::Result<()> {
-        self.validate()
-    }
-
-    fn build<M>(
-        self,
-        backbone: M,
-        classes: usize,
-        seed: u64,
-    ) -> cl_core::Result<BoxedMethod<B, M::Input>>
-    where
-        M: TrainableBackbone<B> + 'static,
-        M::Input: Serialize + DeserializeOwned,
-    {
-        Ok(Box::new(Arith::new(self, backbone, classes, seed)?))
-    }
+cl_core::lora_method! {
+    name: "arith",
+    summary: "one LoRA per task, merged by task arithmetic with λ chosen on validation data (no task id, no stored data)",
+    config: ArithConfig,
+    method: Arith,
 }

@@ -340,3 +340,69 @@ impl<B: AutodiffBackend, M: Method<B> + ?Sized> Method<B> for Box<M> {
         (**self).export_peft(base_model, dir)
     }
 }
+
+/// A LoRA-family method crate's registry entry in one call: defines `pub fn entry<B>()` (the
+/// [`lora_entry`] of `config`) and implements [`LoraMethodConfig`] for `config`, whose
+/// defaults are its `Default` with [`default_lora`] and [`default_optimizer`] for the backbone,
+/// then the optional `adjust` block (which may change `cfg` per `backbone`); `check` is the
+/// config's `validate()`, `build` its method's `new(cfg, backbone, classes, seed)`.
+///
+/// ```ignore
+/// cl_core::lora_method! {
+///     name: "rkif",
+///     summary: "Recurrent-KIF: ...",
+///     config: RkifConfig,
+///     method: Rkif,
+/// }
+/// ```
+#[macro_export]
+macro_rules! lora_method {
+    (
+        name: $name:literal,
+        summary: $summary:literal,
+        config: $config:ident,
+        method: $method:ident,
+        $(adjust: |$cfg:ident, $backbone:ident| $adjust:block,)?
+    ) => {
+        #[doc = concat!("The registry entry of `", $name, "` (see [`cl_core::registry`]).")]
+        pub fn entry<B: ::burn::tensor::backend::AutodiffBackend>() -> $crate::registry::MethodEntry<B> {
+            $crate::registry::lora_entry::<B, $config>($name, $summary, env!("CARGO_PKG_NAME"))
+        }
+
+        impl<B: ::burn::tensor::backend::AutodiffBackend> $crate::registry::LoraMethodConfig<B>
+            for $config
+        {
+            #[allow(unused_mut)]
+            fn defaults(backbone: $crate::registry::BackboneKind) -> Self {
+                let mut cfg = $config {
+                    lora: $crate::registry::default_lora(backbone),
+                    optimizer: $crate::registry::default_optimizer(backbone),
+                    ..$config::default()
+                };
+                $({
+                    let $cfg = &mut cfg;
+                    let $backbone = backbone;
+                    $adjust
+                })?
+                cfg
+            }
+
+            fn check(&self) -> $crate::Result<()> {
+                self.validate()
+            }
+
+            fn build<M>(
+                self,
+                backbone: M,
+                classes: usize,
+                seed: u64,
+            ) -> $crate::Result<$crate::registry::BoxedMethod<B, M::Input>>
+            where
+                M: $crate::backbone::TrainableBackbone<B> + 'static,
+                M::Input: ::serde::Serialize + ::serde::de::DeserializeOwned,
+            {
+                Ok(Box::new($method::new(self, backbone, classes, seed)?))
+            }
+        }
+    };
+}

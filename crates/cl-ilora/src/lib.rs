@@ -21,59 +21,21 @@ pub mod method;
 pub use config::{AllStates, ConsistencyConfig, EmaConfig, EmaSchedule, ILoraConfig, LayerChoice};
 pub use method::ILora;
 
-use burn::tensor::backend::AutodiffBackend;
-use cl_core::backbone::TrainableBackbone;
-use cl_core::registry::{
-    BackboneKind, BoxedMethod, LoraMethodConfig, MethodEntry, default_lora, default_optimizer,
-    lora_entry,
-};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-/// The registry entry of `ilora` (see [`cl_core::registry`]).
-pub fn entry<B: AutodiffBackend>() -> MethodEntry<B> {
-    lora_entry::<B, ILoraConfig>(
-        "ilora",
-        "I-LoRA: fast and slow LoRA learners (EMA), replay, hidden-state consistency loss",
-        env!("CARGO_PKG_NAME"),
-    )
-}
-
-impl<B: AutodiffBackend> LoraMethodConfig<B> for ILoraConfig {
-    /// The paper's defaults, except on the synthetic MLP: a smoke-test stream of a few dozen
-    /// steps a task, over which the paper's slow EMA leaves the slow learner (the evaluated
-    /// one) near its initialisation (task 0 at 31%, chance 17%); there the EMA is capped at
-    /// α = 0.25, as the crate's conformance tests use.
-    fn defaults(backbone: BackboneKind) -> Self {
-        let ema = match backbone {
-            BackboneKind::SyntheticMlp => EmaConfig {
+cl_core::lora_method! {
+    name: "ilora",
+    summary: "I-LoRA: fast and slow LoRA learners (EMA), replay, hidden-state consistency loss",
+    config: ILoraConfig,
+    method: ILora,
+    // The paper's defaults, except on the synthetic MLP: a smoke-test stream of a few dozen
+    // steps a task, over which the paper's slow EMA leaves the slow learner (the evaluated
+    // one) near its initialisation (task 0 at 31%, chance 17%); there the EMA is capped at
+    // α = 0.25, as the crate's conformance tests use.
+    adjust: |cfg, backbone| {
+        if backbone == cl_core::registry::BackboneKind::SyntheticMlp {
+            cfg.ema = EmaConfig {
                 schedule: EmaSchedule::Capped,
                 alpha: 0.25,
-            },
-            BackboneKind::MiniLm | BackboneKind::MobileNetV2 => EmaConfig::default(),
-        };
-        ILoraConfig {
-            lora: default_lora(backbone),
-            optimizer: default_optimizer(backbone),
-            ema,
-            ..ILoraConfig::default()
+            };
         }
-    }
-
-    fn check(&self) -> cl_core::Result<()> {
-        self.validate()
-    }
-
-    fn build<M>(
-        self,
-        backbone: M,
-        classes: usize,
-        seed: u64,
-    ) -> cl_core::Result<BoxedMethod<B, M::Input>>
-    where
-        M: TrainableBackbone<B> + 'static,
-        M::Input: Serialize + DeserializeOwned,
-    {
-        Ok(Box::new(ILora::new(self, backbone, classes, seed)?))
-    }
+    },
 }

@@ -21,47 +21,9 @@ pub mod method;
 pub use config::{FusionRule, RkifConfig};
 pub use method::Rkif;
 
-use burn::tensor::backend::AutodiffBackend;
-use cl_core::backbone::TrainableBackbone;
-use cl_core::registry::{
-    BackboneKind, BoxedMethod, LoraMethodConfig, MethodEntry, default_lora, default_optimizer,
-    lora_entry,
-};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-/// The registry entry of `rkif` (see [`cl_core::registry`]).
-pub fn entry<B: AutodiffBackend>() -> MethodEntry<B> {
-    lora_entry::<B, RkifConfig>(
-        "rkif",
-        "Recurrent-KIF: inner/outer loops, smoothed |θ·∇θ| importance, masked fusion of task knowledge",
-        env!("CARGO_PKG_NAME"),
-    )
-}
-
-impl<B: AutodiffBackend> LoraMethodConfig<B> for RkifConfig {
-    fn defaults(backbone: BackboneKind) -> Self {
-        RkifConfig {
-            lora: default_lora(backbone),
-            optimizer: default_optimizer(backbone),
-            ..RkifConfig::default()
-        }
-    }
-
-    fn check(&self) -> cl_core::Result<()> {
-        self.validate()
-    }
-
-    fn build<M>(
-        self,
-        backbone: M,
-        classes: usize,
-        seed: u64,
-    ) -> cl_core::Result<BoxedMethod<B, M::Input>>
-    where
-        M: TrainableBackbone<B> + 'static,
-        M::Input: Serialize + DeserializeOwned,
-    {
-        Ok(Box::new(Rkif::new(self, backbone, classes, seed)?))
-    }
+cl_core::lora_method! {
+    name: "rkif",
+    summary: "Recurrent-KIF: inner/outer loops, smoothed |θ·∇θ| importance, masked fusion of task knowledge",
+    config: RkifConfig,
+    method: Rkif,
 }
