@@ -81,6 +81,7 @@ fn bench(c: &mut Criterion) {
         classes: vec![0, 1],
         scenario: Scenario::TaskIncremental,
         num_train: 8,
+        labels: Vec::new(),
     };
     let mut method = Modulation::new(ModulationConfig::default(), net, 2, 0).unwrap();
     method.begin_task(&info, &batch).unwrap();

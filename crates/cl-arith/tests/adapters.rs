@@ -74,6 +74,7 @@ fn stream() -> TaskStream<Vec<u32>> {
                 classes: classes.clone(),
                 scenario: Scenario::ClassIncremental,
                 num_train: 48,
+                labels: Vec::new(),
             },
             train,
             valid,

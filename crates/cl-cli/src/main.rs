@@ -5,6 +5,8 @@
 //! cl run --method replay --stream text5 --backend wgpu         # needs --features wgpu
 //! cl methods                                                    # list methods and backends
 //! cl report runs/a runs/b --plots plots/                        # runs side by side, SVG plots
+//! cl eval --run runs/seq                                        # restore, test every task
+//! cl predict --run runs/seq "a new text" "another"              # labels with scores
 //! cl export --stream text5 --preset paper --out s.json          # a tokenized stream file
 //! cl prune-model --streams s.json --out small/                  # MiniLM cut to its tokens
 //! cl run --method replay --stream-file small/s.json --model-dir small/
@@ -16,6 +18,7 @@ mod fetch;
 mod registry;
 mod report;
 mod run;
+mod saved;
 mod streams;
 
 use std::process::ExitCode;
@@ -49,6 +52,11 @@ enum Command {
     /// Print runs side by side (OP, BWT, FWT, forgetting, parameters, time) and, with
     /// `--plots`, draw their heatmaps and accuracy-vs-tasks curves as SVG.
     Report(report::ReportArgs),
+    /// Restore a run from its checkpoint and evaluate it on its stream's test splits.
+    Eval(saved::EvalArgs),
+    /// Restore a run from its checkpoint and label new inputs (texts, PNG files, vectors) with
+    /// the three most likely classes and their scores.
+    Predict(saved::PredictArgs),
 }
 
 fn main() -> ExitCode {
@@ -100,6 +108,8 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Export(args) => export::export(&args),
         Command::PruneModel(args) => export::prune(&args),
         Command::Report(args) => report::report(&args),
+        Command::Eval(args) => saved::eval(&args),
+        Command::Predict(args) => saved::predict_command(&args),
         Command::Methods => {
             list_methods();
             Ok(())

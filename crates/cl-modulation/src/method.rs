@@ -381,6 +381,7 @@ where
             classes: (0..self.num_classes).collect(),
             scenario: Scenario::TaskIncremental,
             num_train: 0,
+            labels: Vec::new(),
         };
         let module = self.fresh(&info, &self.frozen_inner.norms, &self.inner.device());
         Ok(self.predict_task(&info, &module, inputs))

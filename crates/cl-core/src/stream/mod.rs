@@ -77,6 +77,10 @@ pub struct TaskInfo {
     pub scenario: Scenario,
     /// Number of training examples.
     pub num_train: usize,
+    /// The names of [`TaskInfo::classes`], in the same order (empty where the stream has none,
+    /// e.g. the synthetic one; streams and checkpoints written before they existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
 }
 
 /// An ordered sequence of tasks over a shared class index space.
@@ -394,6 +398,7 @@ mod tests {
                 classes,
                 scenario: Scenario::ClassIncremental,
                 num_train: train.len(),
+                labels: Vec::new(),
             },
             train,
             valid: vec![],

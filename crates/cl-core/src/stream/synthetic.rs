@@ -89,6 +89,7 @@ pub fn synthetic_stream(cfg: &SyntheticStreamConfig) -> Result<TaskStream<Vec<f3
                     classes: classes.clone(),
                     scenario: cfg.scenario,
                     num_train: train.len(),
+                    labels: Vec::new(),
                 },
                 train,
                 valid,

@@ -38,6 +38,7 @@ fn task(id: usize) -> (TaskInfo, Vec<Example<Image>>) {
         classes: vec![2 * id, 2 * id + 1],
         scenario: Scenario::TaskIncremental,
         num_train: 8,
+        labels: Vec::new(),
     };
     let examples = images(8, id as u64)
         .into_iter()
