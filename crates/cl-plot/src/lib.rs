@@ -376,21 +376,15 @@ mod tests {
     fn a_heatmap_has_a_cell_and_a_value_per_entry_and_outlines_the_diagonal() {
         let m = vec![vec![80.0, 10.0], vec![60.0, 90.0]];
         let svg = heatmap("seq-lora text5", &m, &["dbpedia".into(), "amazon".into()]).unwrap();
-        assert!(svg.starts_with("<svg") || svg.contains("<svg"));
+        assert!(svg.contains("<svg"));
         assert!(svg.contains("seq-lora text5") && svg.contains("amazon"));
         for v in ["80", "10", "60", "90"] {
-            assert!(
-                svg.contains(&format!(">\n{v}\n<")) || svg.contains(&format!(">{v}<")),
-                "{v}"
-            );
+            assert_eq!(count(&svg, &format!(">\n{v}\n</text>")), 1, "{v}");
         }
         // Four filled cells plus two diagonal outlines (and the background).
-        assert!(count(&svg, "<rect") >= 6 + 1, "{}", count(&svg, "<rect"));
+        assert!(count(&svg, "<rect") > 6, "{}", count(&svg, "<rect"));
         let joint = heatmap("mtl", &[vec![70.0, 75.0, 80.0]], &[]).unwrap();
-        assert!(
-            joint.contains("after joint training") && joint.contains(">\nJ\n<")
-                || joint.contains(">J<")
-        );
+        assert!(joint.contains("after joint training") && joint.contains(">\nJ\n</text>"));
         assert!(heatmap("ragged", &[vec![1.0], vec![1.0, 2.0]], &[]).is_err());
         assert!(heatmap("empty", &[], &[]).is_err());
     }
