@@ -97,7 +97,7 @@ fn svg(
 }
 
 /// A heatmap of `matrix[t][j]` (accuracy in %): rows `T1…` (after training task t) or `J` for a
-/// one-row joint training, columns the tasks (`task_names`, or 1… when empty); each cell shows
+/// one-row joint training, columns the tasks (`task_names` up to six columns, else 1…); each cell shows
 /// its value; the diagonal of a square matrix is outlined.
 pub fn heatmap(title: &str, matrix: &[Vec<f64>], task_names: &[String]) -> Result<String> {
     let rows = matrix.len();
@@ -112,9 +112,10 @@ pub fn heatmap(title: &str, matrix: &[Vec<f64>], task_names: &[String]) -> Resul
     let cell = if cols <= 6 { 64 } else { 40 };
     let width = (90 + cols as u32 * cell + 30).max(420);
     let height = 70 + rows as u32 * cell + 70;
+    // Names fit under up to six columns; wider matrices are numbered.
     let column = |j: usize| match task_names.get(j) {
-        Some(name) => name.clone(),
-        None => format!("{}", j + 1),
+        Some(name) if cols <= 6 => name.clone(),
+        _ => format!("{}", j + 1),
     };
     svg(title, (width, height), |root| {
         let e = |x: &dyn std::fmt::Display| x.to_string();
