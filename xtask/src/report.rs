@@ -178,33 +178,6 @@ pub fn mean_matrix(results: &[&RunResult]) -> Option<Vec<Vec<f64>>> {
     )
 }
 
-/// Mean accuracy over the tasks seen after each task: `(1/(t+1)) Σ_{j≤t} R[t][j]`.
-pub fn seen_accuracy(matrix: &[Vec<f64>]) -> Vec<f64> {
-    matrix
-        .iter()
-        .enumerate()
-        .map(|(t, row)| row.iter().take(t + 1).sum::<f64>() / (t + 1).min(row.len()).max(1) as f64)
-        .collect()
-}
-
-/// The accuracy-on-tasks-seen curve of `runs`: mean and standard deviation at each task count.
-pub fn seen_series(label: &str, runs: &[&RunResult]) -> cl_plot::Series {
-    let curves: Vec<Vec<f64>> = runs.iter().map(|r| seen_accuracy(&r.matrix)).collect();
-    let points = curves.iter().map(Vec::len).min().unwrap_or(0);
-    let (mut mean, mut std) = (Vec::new(), Vec::new());
-    for i in 0..points {
-        let at: Vec<f64> = curves.iter().map(|c| c[i]).collect();
-        let (m, s) = mean_std(&at).unwrap_or((0.0, None));
-        mean.push(m);
-        std.push(s.unwrap_or(0.0));
-    }
-    cl_plot::Series {
-        label: label.to_string(),
-        mean,
-        std,
-    }
-}
-
 /// Writes a drawn plot to `path`.
 fn write_plot(path: &Path, svg: cl_plot::Result<String>) -> Result<()> {
     std::fs::write(path, svg?).with_context(|| format!("writing {}", path.display()))
@@ -465,7 +438,8 @@ pub fn write_paper(
                 // A joint training (MTL) has no "after task t": one row, no curve.
                 continue;
             }
-            series.push(seen_series(&row.name, &runs));
+            let matrices: Vec<&[Vec<f64>]> = runs.iter().map(|r| r.matrix.as_slice()).collect();
+            series.push(cl_plot::Series::seen_accuracy(row.name.clone(), &matrices));
         }
         if !series.is_empty() {
             let file = format!("curves-{s}.svg");
@@ -596,9 +570,7 @@ mod tests {
     }
 
     #[test]
-    fn seen_accuracy_averages_the_lower_triangle_rows() {
-        let m = vec![vec![80.0, 10.0], vec![60.0, 90.0]];
-        assert_eq!(seen_accuracy(&m), vec![80.0, 75.0]);
+    fn mean_matrix_averages_runs_of_the_same_shape() {
         let a = result("rkif", "text5", 1, 50.0, -1.0);
         let mut b = a.clone();
         b.matrix = vec![vec![60.0, 30.0], vec![40.0, 70.0]];

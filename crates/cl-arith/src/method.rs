@@ -4,13 +4,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::AutodiffModule;
-use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{ElementConversion, Tensor};
 use cl_core::backbone::{ADAPTER_PARAMS, Backbone, TrainableBackbone, add_lora};
-use cl_core::checkpoint::{load_module, save_module};
+use cl_core::learner::Learner;
 use cl_core::model::{PeftClassifier, argmax_host, cross_entropy, label_space_mask};
-use cl_core::optim::TaskOptimizer;
 use cl_core::peft::peft_format::export_peft_lora;
 use cl_core::peft::{ParamFilter, TaskVector, param_paths};
 use cl_core::stream::{Example, Scenario, TaskId, TaskInfo, mix_seed};
@@ -26,11 +24,9 @@ type InnerModel<B, M> = PeftClassifier<Inner<B>, <M as AutodiffModule<B>>::Inner
 /// Parameter isolation then combination (see the crate docs).
 pub struct Arith<B: AutodiffBackend, M: TrainableBackbone<B>> {
     cfg: ArithConfig,
-    /// The training model: frozen backbone with one adapter per targeted layer, and the head.
-    model: PeftClassifier<B, M>,
-    optim: TaskOptimizer<B, PeftClassifier<B, M>>,
-    /// Steps the current task was planned with (the schedule's length).
-    planned_steps: usize,
+    /// The training model (frozen backbone with one adapter per targeted layer, and the head),
+    /// its optimiser and the tasks begun so far.
+    learner: Learner<B, M>,
     /// Which parameters form the per-task module (LoRA factors or adapter weights).
     filter: ParamFilter,
     /// θ_init on the training backend, to reset the module at every task.
@@ -43,8 +39,6 @@ pub struct Arith<B: AutodiffBackend, M: TrainableBackbone<B>> {
     vectors: Vec<TaskVector<Inner<B>>>,
     /// Held-out validation rows per task (only kept when λ is searched).
     valid: BTreeMap<TaskId, Vec<Example<M::Input>>>,
-    /// Tasks begun so far.
-    tasks: Vec<TaskInfo>,
     /// λ_t of the current merged model.
     lambdas: Vec<f64>,
     /// The single merged model used for prediction (after the first finished task).
@@ -59,33 +53,31 @@ where
     /// cl-arith over `backbone` with a fresh head of `num_classes` classes.
     pub fn new(cfg: ArithConfig, backbone: M, num_classes: usize, seed: u64) -> Result<Self> {
         cfg.validate()?;
-        let mut model = PeftClassifier::new(backbone, num_classes, mix_seed(seed, &[0]));
+        let mut learner = Learner::new(backbone, num_classes, cfg.optimizer.clone(), seed);
+        let model = &mut learner.model;
         let filter = match cfg.module {
             ModuleKind::Lora => {
                 add_lora(&mut model.backbone, &cfg.lora, mix_seed(seed, &[1]))?;
                 ParamFilter::Lora
             }
             ModuleKind::Adapter => {
-                let device = model.backbone.device();
-                B::seed(&device, mix_seed(seed, &[1]));
-                model.backbone.add_adapters(&cfg.adapter)?;
+                model
+                    .backbone
+                    .add_adapters(&cfg.adapter, mix_seed(seed, &[1]))?;
                 ParamFilter::Patterns(vec![ADAPTER_PARAMS.into()])
             }
         };
-        let init_train = TaskVector::snapshot(&model, &filter);
-        let init = TaskVector::snapshot(&model.valid(), &filter);
+        let init_train = TaskVector::snapshot(&learner.model, &filter);
+        let init = TaskVector::snapshot(&learner.model.valid(), &filter);
         Ok(Self {
-            optim: cfg.optimizer.for_task(0),
-            planned_steps: 0,
             cfg,
-            model,
+            learner,
             filter,
             init_train,
             before: init.clone(),
             init,
             vectors: Vec::new(),
             valid: BTreeMap::new(),
-            tasks: Vec::new(),
             lambdas: Vec::new(),
             merged: None,
         })
@@ -108,7 +100,7 @@ where
 
     /// Back to the shared initialisation θ_init (for LoRA: the same seeded `A`, `B = 0`).
     fn reset_module(&mut self) -> Result<()> {
-        self.model = self.init_train.assign(self.model.clone())?;
+        self.learner.model = self.init_train.assign(self.learner.model.clone())?;
         Ok(())
     }
 
@@ -152,7 +144,7 @@ where
     /// scenario gives one, as at test time).
     fn validation_accuracy(&self, model: &InnerModel<B, M>) -> Option<f64> {
         let mut scores = Vec::new();
-        for task in &self.tasks[..self.vectors.len()] {
+        for task in &self.learner.tasks()[..self.vectors.len()] {
             let Some(rows) = self.valid.get(&task.id).filter(|r| !r.is_empty()) else {
                 continue;
             };
@@ -190,7 +182,10 @@ where
             LambdaChoice::Mean => Some(vec![1.0 / t.max(1) as f64; t]),
             LambdaChoice::Shared { value } => Some(vec![*value; t]),
             LambdaChoice::PerTask { values } => {
-                let ids: Vec<usize> = self.tasks[..t].iter().map(|task| task.id).collect();
+                let ids: Vec<usize> = self.learner.tasks()[..t]
+                    .iter()
+                    .map(|task| task.id)
+                    .collect();
                 let mut out = Vec::with_capacity(t);
                 for id in ids {
                     out.push(*values.get(id).ok_or_else(|| {
@@ -204,7 +199,7 @@ where
             }
             _ => None,
         };
-        let template = self.model.valid();
+        let template = self.learner.model.valid();
         let at_level = self.level_vectors(&template)?;
         if let Some(weights) = fixed {
             let model = self.combine(&template, &at_level, &weights)?;
@@ -265,7 +260,7 @@ where
         let (_, after) = module_states(&self.init, &self.vectors[..=t], self.cfg.init)?
             .pop()
             .expect("task t is finished");
-        let model = after.assign(self.model.valid())?;
+        let model = after.assign(self.learner.model.valid())?;
         export_peft_lora(&model.backbone, 0, base_model, dir)
     }
 
@@ -279,7 +274,7 @@ where
             level: self.cfg.level,
             strategy: self.cfg.strategy.clone(),
             lambdas: self.lambdas.clone(),
-            tasks: self.tasks[..self.vectors.len()]
+            tasks: self.learner.tasks()[..self.vectors.len()]
                 .iter()
                 .map(|t| StoredTask {
                     id: t.id,
@@ -306,34 +301,33 @@ where
     }
 
     fn plan_steps(&mut self, steps: usize) {
-        self.planned_steps = steps;
+        self.learner.plan_steps(steps);
     }
 
     fn begin_task(&mut self, task: &TaskInfo, _train: &[Example<M::Input>]) -> Result<()> {
-        self.tasks.push(task.clone());
+        self.learner.begin_task(task);
         if self.cfg.init == InitFrom::Pretrained {
             self.reset_module()?;
         }
-        self.before = TaskVector::snapshot(&self.model.valid(), &self.filter);
-        self.optim = self.cfg.optimizer.for_task(self.planned_steps);
+        self.before = TaskVector::snapshot(&self.learner.model.valid(), &self.filter);
         Ok(())
     }
 
     fn train_step(&mut self, batch: &[Example<M::Input>]) -> Result<StepStats> {
         let task = self
-            .tasks
+            .learner
+            .tasks()
             .last()
             .ok_or_else(|| ClError::config("arith", "train_step before begin_task"))?;
         let inputs: Vec<&M::Input> = batch.iter().map(|e| &e.input).collect();
         let labels: Vec<usize> = batch.iter().map(|e| e.label).collect();
         // Isolation: the loss sees only this task's classes, so only its head columns learn.
         let allowed = vec![task.classes.as_slice(); batch.len()];
-        let logits = self.model.forward(&inputs);
+        let logits = self.learner.model.forward(&inputs);
         let loss = cross_entropy(logits, &labels, Some(&allowed));
-        let value: f64 = loss.clone().into_scalar().elem::<f64>();
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.model = self.optim.step(self.model.clone(), grads);
-        Ok(StepStats { loss: value })
+        Ok(StepStats {
+            loss: self.learner.step(loss),
+        })
     }
 
     fn observe_validation(&mut self, task: &TaskInfo, valid: &[Example<M::Input>]) -> Result<()> {
@@ -361,7 +355,7 @@ where
     }
 
     fn end_task(&mut self, _task: &TaskInfo, _train: &[Example<M::Input>]) -> Result<()> {
-        let tau = TaskVector::extract(&self.model.valid(), &self.before)?;
+        let tau = TaskVector::extract(&self.learner.model.valid(), &self.before)?;
         self.vectors.push(tau);
         let (lambdas, merged) = self.choose_lambdas()?;
         self.lambdas = lambdas;
@@ -375,16 +369,16 @@ where
     fn predict(&self, inputs: &[&M::Input], _ctx: &EvalContext) -> Result<Tensor<Inner<B>, 2>> {
         Ok(match &self.merged {
             Some(model) => model.forward(inputs),
-            None => self.model.valid().forward(inputs),
+            None => self.learner.predict(inputs),
         })
     }
 
     fn backbone_params(&self) -> TaskVector<Inner<B>> {
-        TaskVector::snapshot(&self.model.backbone.valid(), &ParamFilter::Pretrained)
+        self.learner.backbone_params()
     }
 
     fn param_counts(&self) -> ParamCounts {
-        let params = param_paths::<B, _>(&self.model);
+        let params = param_paths::<B, _>(&self.learner.model);
         let module = self.init.num_elements();
         let head: usize = params
             .iter()
@@ -402,7 +396,7 @@ where
     }
 
     fn save_checkpoint(&self, dir: &Path) -> Result<()> {
-        save_module(&self.model, &dir.join("model"))?;
+        self.learner.save(dir)?;
         store::save(
             &dir.join("task_vectors"),
             self.manifest(),
@@ -416,10 +410,9 @@ where
     }
 
     fn load_checkpoint(&mut self, dir: &Path, finished: &[TaskInfo]) -> Result<()> {
-        let device = self.model.backbone.device();
-        self.model = load_module(self.model.clone(), &dir.join("model"), &device)?;
+        self.learner.load(dir, finished)?;
         let inner_device =
-            <M::InnerModule as Backbone<Inner<B>>>::device(&self.model.backbone.valid());
+            <M::InnerModule as Backbone<Inner<B>>>::device(&self.learner.model.backbone.valid());
         let (manifest, init, vectors) =
             store::load::<Inner<B>>(&dir.join("task_vectors"), &inner_device)?;
         if vectors.len() != finished.len() {
@@ -434,12 +427,11 @@ where
         }
         self.init = init;
         self.vectors = vectors;
-        self.tasks = finished.to_vec();
         self.lambdas = manifest.lambdas.clone();
         self.merged = if self.vectors.is_empty() {
             None
         } else {
-            let template = self.model.valid();
+            let template = self.learner.model.valid();
             let at_level = self.level_vectors(&template)?;
             Some(self.combine(&template, &at_level, &manifest.lambdas)?)
         };

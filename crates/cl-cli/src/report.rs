@@ -105,16 +105,8 @@ fn table(runs: &[Loaded]) -> String {
     out
 }
 
-/// Accuracy (%) on the tasks seen after each task of a sequential matrix.
-fn seen_accuracy(rows: &[Vec<f64>]) -> Vec<f64> {
-    rows.iter()
-        .enumerate()
-        .map(|(t, row)| {
-            let seen = &row[..(t + 1).min(row.len())];
-            100.0 * seen.iter().sum::<f64>() / seen.len().max(1) as f64
-        })
-        .collect()
-}
+/// Each method's accuracy matrices (in %) on one stream, a matrix per run.
+type MatricesByMethod<'a> = BTreeMap<&'a str, Vec<Vec<Vec<f64>>>>;
 
 /// Writes the heatmaps and curves of `runs` into `dir`; returns the files written.
 fn plots(runs: &[Loaded], dir: &Path) -> Result<Vec<PathBuf>> {
@@ -127,7 +119,7 @@ fn plots(runs: &[Loaded], dir: &Path) -> Result<Vec<PathBuf>> {
         Ok(())
     };
     // Curves per stream, one series per method, over that method's runs.
-    let mut by_stream: BTreeMap<&str, BTreeMap<&str, Vec<Vec<f64>>>> = BTreeMap::new();
+    let mut by_stream: BTreeMap<&str, MatricesByMethod> = BTreeMap::new();
     for (i, run) in runs.iter().enumerate() {
         let r = &run.report;
         let rows: Vec<Vec<f64>> = r.matrix.rows().to_vec();
@@ -156,32 +148,18 @@ fn plots(runs: &[Loaded], dir: &Path) -> Result<Vec<PathBuf>> {
                 .or_default()
                 .entry(r.method.as_str())
                 .or_default()
-                .push(seen_accuracy(&rows));
+                .push(percent);
         }
     }
     for (stream, methods) in by_stream {
         let series: Vec<cl_plot::Series> = methods
             .into_iter()
-            .map(|(method, curves)| {
-                let points = curves.iter().map(Vec::len).min().unwrap_or(0);
-                let n = curves.len() as f64;
-                let mut mean = Vec::new();
-                let mut std = Vec::new();
-                for i in 0..points {
-                    let m = curves.iter().map(|c| c[i]).sum::<f64>() / n;
-                    let var = if curves.len() > 1 {
-                        curves.iter().map(|c| (c[i] - m).powi(2)).sum::<f64>() / (n - 1.0)
-                    } else {
-                        0.0
-                    };
-                    mean.push(m);
-                    std.push(var.sqrt());
-                }
-                cl_plot::Series {
-                    label: format!("{method} (n={})", curves.len()),
-                    mean,
-                    std,
-                }
+            .map(|(method, matrices)| {
+                let matrices: Vec<&[Vec<f64>]> = matrices.iter().map(Vec::as_slice).collect();
+                cl_plot::Series::seen_accuracy(
+                    format!("{method} (n={})", matrices.len()),
+                    &matrices,
+                )
             })
             .collect();
         write(

@@ -528,9 +528,11 @@ where
     match &job.action {
         Action::Train => execute(job, method, stream, device),
         Action::Eval(dir) => crate::saved::evaluate(&mut method, stream, dir),
-        Action::Predict { dir, task, .. } => {
-            crate::saved::predict(&mut method, stream, dir, *task, &inputs, &job.action)
-        }
+        Action::Predict {
+            dir,
+            task,
+            inputs: given,
+        } => crate::saved::predict(&mut method, stream, dir, *task, &inputs, given),
     }
 }
 

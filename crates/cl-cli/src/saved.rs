@@ -170,6 +170,11 @@ pub(crate) fn texts(
     if texts.is_empty() {
         return Ok(Vec::new());
     }
+    if args.stream_file.is_some() && args.model_dir.is_some() {
+        bail!(
+            "this run's model was pruned to its streams' token ids (`cl prune-model`): new texts cannot be tokenized for it; predict with a run on the full model"
+        );
+    }
     let max_len = d
         .get("cli.max_len")
         .or_else(|| d.get("stream.max_len"))
@@ -181,13 +186,7 @@ pub(crate) fn texts(
     };
     let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"), max_len as usize)?;
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let ids = tokenizer.encode_batch(&refs)?;
-    if args.stream_file.is_some() && args.model_dir.is_some() {
-        bail!(
-            "this run's model was pruned to its streams' token ids (`cl prune-model`): new texts cannot be tokenized for it; predict with a run on the full model"
-        );
-    }
-    Ok(ids)
+    Ok(tokenizer.encode_batch(&refs)?)
 }
 
 /// PNG files as MobileNetV2 inputs of `size` pixels (as the run's).
@@ -294,15 +293,12 @@ pub(crate) fn predict<B, M>(
     dir: &Path,
     task: Option<usize>,
     inputs: &[M::Input],
-    action: &Action,
+    given: &[String],
 ) -> Result<()>
 where
     B: AutodiffBackend,
     M: Method<B>,
 {
-    let Action::Predict { inputs: given, .. } = action else {
-        unreachable!("predict is called for Action::Predict")
-    };
     let ctx = match (stream.scenario(), task) {
         (Scenario::TaskIncremental, None) => bail!(
             "the run is task-incremental: give the task with --task (0 to {})",

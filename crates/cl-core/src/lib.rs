@@ -4,6 +4,7 @@
 //! - [`peft`]: LoRA, Houlsby adapters, task vectors.
 //! - [`stream`]: task streams, seeded batching, replay memories.
 //! - [`method`]: the [`Method`] trait and [`EvalContext`].
+//! - [`learner`]: the classifier, optimiser, step and checkpoint the LoRA-family methods share.
 //! - [`baselines`]: SeqLoRA, IncLoRA, LoRAReplay, MTL.
 //! - [`runner`]: the one training / evaluation loop, reports and checkpoints.
 //! - [`registry`]: method plugins ([`registry::MethodEntry`]) and the backbones they build on.
@@ -18,6 +19,7 @@ pub mod checkpoint;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod error;
+pub mod learner;
 pub mod method;
 pub mod metrics;
 pub mod model;

@@ -4,21 +4,18 @@
 use std::path::Path;
 
 use burn::module::AutodiffModule;
-use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{ElementConversion, Tensor};
 use cl_core::backbone::{Backbone, TrainableBackbone, add_lora, resolve_layer_states};
 use cl_core::checkpoint::{load_module, read_json, save_module, write_json};
+use cl_core::learner::Learner;
 use cl_core::method::{EvalContext, Method, ParamCounts, StepStats};
 use cl_core::model::{PeftClassifier, allowed_classes, cross_entropy};
-use cl_core::optim::TaskOptimizer;
+use cl_core::peft::TaskVector;
 use cl_core::peft::peft_format::export_peft_lora;
-use cl_core::peft::{ParamFilter, TaskVector};
 use cl_core::stream::replay::{ReplayMemory, ReplayStore};
 use cl_core::stream::{Example, TaskInfo, mix_seed};
 use cl_core::{ClError, Result};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -40,22 +37,18 @@ struct Counters {
 /// I-LoRA on a frozen backbone.
 pub struct ILora<B: AutodiffBackend, M: TrainableBackbone<B>> {
     cfg: ILoraConfig,
-    seed: u64,
     /// Fast learner `θ_w` (LoRA + head), trained by the optimiser.
-    fast: PeftClassifier<B, M>,
+    fast: Learner<B, M>,
     /// Slow learner `θ_l`; `None` before the first task and in the no-slow-learner ablation.
     slow: Option<SlowModel<B, M>>,
-    optim: TaskOptimizer<B, PeftClassifier<B, M>>,
-    /// Steps the current task was planned with (the schedule's length).
-    planned_steps: usize,
     memory: ReplayStore<M::Input>,
     /// Hidden-state indices of the consistency loss, resolved against the backbone.
     layers: Vec<usize>,
-    tasks: Vec<TaskInfo>,
-    /// Steps in the current task (seeds the replay draws).
-    step: u64,
     counters: Counters,
 }
+
+/// The seed stream of the replay draws (`mix_seed(seed, [2, task, step])`).
+const REPLAY_DRAWS: u64 = 2;
 
 impl<B, M> ILora<B, M>
 where
@@ -72,25 +65,20 @@ where
             &cfg.consistency.layers.indices(available),
             available,
         )?;
-        let fast = PeftClassifier::new(backbone, num_classes, mix_seed(seed, &[0]));
+        let fast = Learner::new(backbone, num_classes, cfg.optimizer.clone(), seed);
         Ok(Self {
             memory: cfg.replay.build(mix_seed(seed, &[3])),
-            optim: cfg.optimizer.for_task(0),
-            planned_steps: 0,
             cfg,
-            seed,
             fast,
             slow: None,
             layers,
-            tasks: Vec::new(),
-            step: 0,
             counters: Counters { global_step: 0 },
         })
     }
 
     /// The fast learner.
     pub fn fast(&self) -> &PeftClassifier<B, M> {
-        &self.fast
+        &self.fast.model
     }
 
     /// The slow learner (after the first task has begun, unless the ablation drops it).
@@ -102,14 +90,14 @@ where
     fn eval_model(&self) -> SlowModel<B, M> {
         match &self.slow {
             Some(slow) => slow.clone(),
-            None => self.fast.valid(),
+            None => self.fast.model.valid(),
         }
     }
 
     /// Writes the evaluation learner's LoRA as a PEFT adapter into `dir`
     /// (`adapter_model.safetensors`, `adapter_config.json`); returns the layers written.
     pub fn export_peft(&self, base_model: &str, dir: &Path) -> Result<usize> {
-        if self.tasks.is_empty() {
+        if self.fast.tasks().is_empty() {
             return Err(ClError::config("export", "no task has been trained yet"));
         }
         export_peft_lora(&self.eval_model().backbone, 0, base_model, dir)
@@ -117,13 +105,10 @@ where
 
     /// Adds the one LoRA both learners share the structure of, and the slow copy.
     fn init_learners(&mut self) -> Result<()> {
-        add_lora(
-            &mut self.fast.backbone,
-            &self.cfg.lora,
-            mix_seed(self.seed, &[1, 0]),
-        )?;
+        let seed = mix_seed(self.fast.seed(), &[1, 0]);
+        add_lora(&mut self.fast.model.backbone, &self.cfg.lora, seed)?;
         if self.cfg.slow_learner {
-            self.slow = Some(self.fast.valid());
+            self.slow = Some(self.fast.model.valid());
         }
         Ok(())
     }
@@ -146,40 +131,38 @@ where
     }
 
     fn plan_steps(&mut self, steps: usize) {
-        self.planned_steps = steps;
+        self.fast.plan_steps(steps);
     }
 
     fn begin_task(&mut self, task: &TaskInfo, _train: &[Example<M::Input>]) -> Result<()> {
-        if self.tasks.is_empty() {
+        if self.fast.tasks().is_empty() {
             self.init_learners()?;
         }
-        self.tasks.push(task.clone());
-        self.optim = self.cfg.optimizer.for_task(self.planned_steps);
-        self.step = 0;
+        self.fast.begin_task(task);
         Ok(())
     }
 
     fn train_step(&mut self, batch: &[Example<M::Input>]) -> Result<StepStats> {
         let current = batch.len();
-        let task = self.tasks.last().map_or(0, |t| t.id) as u64;
-        let mut rng = StdRng::seed_from_u64(mix_seed(self.seed, &[2, task, self.step]));
-        self.memory.observe_batch(self.cfg.replay.feed, batch);
-        let replay = self
-            .memory
-            .sample(self.cfg.replay.replay_batch(current), &mut rng);
+        let replay = self.memory.replay_step(
+            &self.cfg.replay,
+            batch,
+            &mut self.fast.step_rng(REPLAY_DRAWS),
+        );
         let replayed = replay.len();
         let mut examples = batch.to_vec();
         examples.extend(replay);
         let total = examples.len();
         let inputs: Vec<&M::Input> = examples.iter().map(|e| &e.input).collect();
         let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
-        let allowed = allowed_classes(&self.tasks, &examples);
+        let allowed = allowed_classes(self.fast.tasks(), &examples);
         let allowed_of = |range: std::ops::Range<usize>| allowed.as_ref().map(|a| &a[range]);
 
         let consistency = replayed > 0 && self.cfg.uses_consistency();
         let (logits, cons) = if consistency {
-            let states = self.fast.backbone.layer_states(&inputs, &self.layers);
-            let logits = self.fast.head.forward(states.features);
+            let fast = &self.fast.model;
+            let states = fast.backbone.layer_states(&inputs, &self.layers);
+            let logits = fast.head.forward(states.features);
             let slow = self
                 .slow
                 .as_ref()
@@ -202,7 +185,7 @@ where
             let cons = consistency_loss(&fast_replay, &slow_replay, mask);
             (logits, Some(cons))
         } else {
-            (self.fast.forward(&inputs), None)
+            (self.fast.model.forward(&inputs), None)
         };
         let classes = logits.dims()[1];
         let ce = if replayed > 0 {
@@ -224,18 +207,16 @@ where
             Some(cons) => ce + cons.mul_scalar(self.cfg.consistency.weight),
             None => ce,
         };
-        let value: f64 = loss.clone().into_scalar().elem::<f64>();
-        if !value.is_finite() {
+        let (value, grads) = self.fast.gradients(loss);
+        let Some(grads) = grads else {
             // Leave both learners as they were; the runner stops the run with this loss.
             return Ok(StepStats { loss: value });
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &self.fast);
-        self.fast = self.optim.step(self.fast.clone(), grads);
+        };
+        self.fast.apply(grads);
         if let Some(slow) = self.slow.take() {
             let alpha = alpha_at(&self.cfg.ema, self.counters.global_step);
-            self.slow = Some(ema_update::<B, _>(slow, &self.fast, alpha)?);
+            self.slow = Some(ema_update::<B, _>(slow, &self.fast.model, alpha)?);
         }
-        self.step += 1;
         self.counters.global_step += 1;
         Ok(StepStats { loss: value })
     }
@@ -255,11 +236,11 @@ where
     }
 
     fn backbone_params(&self) -> TaskVector<B::InnerBackend> {
-        TaskVector::snapshot(&self.fast.backbone.valid(), &ParamFilter::Pretrained)
+        self.fast.backbone_params()
     }
 
     fn param_counts(&self) -> ParamCounts {
-        let (trainable, learner) = self.fast.lora_param_counts();
+        let (trainable, learner) = self.fast.model.lora_param_counts();
         let learners = if self.slow.is_some() { 2 } else { 1 };
         ParamCounts {
             trainable,
@@ -269,11 +250,11 @@ where
     }
 
     fn save_checkpoint(&self, dir: &Path) -> Result<()> {
-        save_module(&self.fast, &dir.join("fast"))?;
+        self.fast.save(dir)?;
         if let Some(slow) = &self.slow {
             save_module(slow, &dir.join("slow"))?;
         }
-        write_json(&dir.join("memory.json"), &self.memory)?;
+        self.memory.save(dir)?;
         write_json(&dir.join("counters.json"), &self.counters)
     }
 
@@ -283,16 +264,15 @@ where
     }
 
     fn load_checkpoint(&mut self, dir: &Path, finished: &[TaskInfo]) -> Result<()> {
-        if !finished.is_empty() && self.tasks.is_empty() {
+        if !finished.is_empty() && self.fast.tasks().is_empty() {
             self.init_learners()?;
         }
-        self.tasks = finished.to_vec();
-        let device = self.fast.backbone.device();
-        self.fast = load_module(self.fast.clone(), &dir.join("fast"), &device)?;
+        self.fast.load(dir, finished)?;
+        let device = self.fast.device();
         if let Some(slow) = self.slow.take() {
             self.slow = Some(load_module(slow, &dir.join("slow"), &device)?);
         }
-        self.memory = read_json(&dir.join("memory.json"))?;
+        self.memory = ReplayStore::load(dir)?;
         self.counters = read_json(&dir.join("counters.json"))?;
         Ok(())
     }

@@ -194,7 +194,52 @@ pub struct Series {
     pub std: Vec<f64>,
 }
 
-/// Lines of accuracy (%) against tasks trained (1…), each with its ± std band, and a legend.
+impl Series {
+    /// The "mean accuracy on the tasks seen" line of several runs of one method, each run an
+    /// accuracy matrix in % (row `t` = after training task `t`): per run
+    /// [`seen_accuracy`], then the mean and the sample standard deviation over the runs after
+    /// each task (0 for one run), as many points as the shortest run has rows.
+    pub fn seen_accuracy(label: impl Into<String>, matrices: &[&[Vec<f64>]]) -> Series {
+        let curves: Vec<Vec<f64>> = matrices.iter().map(|m| seen_accuracy(m)).collect();
+        let points = curves.iter().map(Vec::len).min().unwrap_or(0);
+        let n = curves.len() as f64;
+        let (mut mean, mut std) = (Vec::new(), Vec::new());
+        for i in 0..points {
+            let m = curves.iter().map(|c| c[i]).sum::<f64>() / n;
+            let var = if curves.len() > 1 {
+                curves.iter().map(|c| (c[i] - m).powi(2)).sum::<f64>() / (n - 1.0)
+            } else {
+                0.0
+            };
+            mean.push(m);
+            std.push(var.sqrt());
+        }
+        Series {
+            label: label.into(),
+            mean,
+            std,
+        }
+    }
+}
+
+/// Mean accuracy over the tasks seen after each task of an accuracy matrix (row `t` = after
+/// task `t`): `(1/(t+1)) Σ_{j≤t} R[t][j]` (over the row's entries where it is shorter).
+pub fn seen_accuracy(matrix: &[Vec<f64>]) -> Vec<f64> {
+    matrix
+        .iter()
+        .enumerate()
+        .map(|(t, row)| {
+            let seen = &row[..(t + 1).min(row.len())];
+            seen.iter().sum::<f64>() / seen.len().max(1) as f64
+        })
+        .collect()
+}
+
+/// Width of the legend column beside [`curves`]' plot.
+const LEGEND_WIDTH: u32 = 210;
+
+/// Lines of accuracy (%) against tasks trained (1…), each with its ± std band, and a legend in
+/// a column to the right of the plot (so it never hides a line).
 pub fn curves(title: &str, y_desc: &str, series: &[Series]) -> Result<String> {
     let points = series.iter().map(|s| s.mean.len()).max().unwrap_or(0);
     if points == 0 {
@@ -203,10 +248,11 @@ pub fn curves(title: &str, y_desc: &str, series: &[Series]) -> Result<String> {
             reason: "no series has a point".into(),
         });
     }
-    svg(title, (760, 420), |root| {
+    svg(title, (760 + LEGEND_WIDTH, 420), |root| {
         let e = |x: &dyn std::fmt::Display| x.to_string();
         let x_max = points.max(2) as f64;
-        let mut chart = ChartBuilder::on(root)
+        let (plot, legend) = root.split_horizontally(760);
+        let mut chart = ChartBuilder::on(&plot)
             .caption(title, ("sans-serif", 20))
             .margin(14)
             .x_label_area_size(44)
@@ -244,23 +290,27 @@ pub fn curves(title: &str, y_desc: &str, series: &[Series]) -> Result<String> {
                     (0..s.mean.len()).map(at),
                     colour.stroke_width(3),
                 ))
-                .map_err(|x| e(&x))?
-                .label(s.label.clone())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 22, y)], colour.stroke_width(3))
-                });
+                .map_err(|x| e(&x))?;
             chart
                 .draw_series((0..s.mean.len()).map(|i| Circle::new(at(i), 4, colour.filled())))
                 .map_err(|x| e(&x))?;
+            // The legend entry: a line and the label, one row per series, top-aligned with
+            // the plot area.
+            let y = 52 + 22 * k as i32;
+            legend
+                .draw(&PathElement::new(
+                    vec![(4, y), (28, y)],
+                    colour.stroke_width(3),
+                ))
+                .map_err(|x| e(&x))?;
+            legend
+                .draw(&Text::new(
+                    s.label.clone(),
+                    (36, y - 7),
+                    ("sans-serif", 13).into_font().color(&BLACK),
+                ))
+                .map_err(|x| e(&x))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(|x| e(&x))?;
         Ok(())
     })
 }
@@ -422,6 +472,24 @@ mod tests {
         assert_eq!(count(&b, "<polygon"), 1);
         assert!(b.contains("rkif") && b.contains("seq-lora") && b.contains("tasks trained"));
         assert!(curves("none", "y", &[]).is_err());
+    }
+
+    #[test]
+    fn seen_accuracy_lines_average_the_lower_triangle_then_the_runs() {
+        let a = vec![vec![80.0, 10.0], vec![60.0, 90.0]];
+        let b = vec![vec![60.0, 30.0], vec![40.0, 70.0]];
+        assert_eq!(seen_accuracy(&a), vec![80.0, 75.0]);
+        let line = Series::seen_accuracy("rkif", &[&a, &b]);
+        assert_eq!(line.label, "rkif");
+        assert_eq!(line.mean, vec![70.0, 65.0]);
+        let sd = (2.0f64 * 100.0).sqrt();
+        assert!((line.std[0] - sd).abs() < 1e-12 && (line.std[1] - sd).abs() < 1e-12);
+        assert_eq!(Series::seen_accuracy("one", &[&a]).std, vec![0.0, 0.0]);
+        let short = vec![vec![50.0, 0.0]];
+        assert_eq!(
+            Series::seen_accuracy("ragged", &[&a, &short]).mean,
+            vec![65.0]
+        );
     }
 
     #[test]

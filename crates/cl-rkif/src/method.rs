@@ -2,16 +2,14 @@
 
 use std::path::Path;
 
-use burn::module::AutodiffModule;
-use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{ElementConversion, Tensor};
 use cl_core::Result;
 use cl_core::backbone::{TrainableBackbone, add_lora};
-use cl_core::checkpoint::{load_module, read_json, save_module, write_json};
+use cl_core::checkpoint::{read_json, write_json};
+use cl_core::learner::Learner;
 use cl_core::method::{EvalContext, Method, ParamCounts, StepStats};
-use cl_core::model::{PeftClassifier, allowed_classes, cross_entropy};
-use cl_core::optim::TaskOptimizer;
+use cl_core::model::PeftClassifier;
 use cl_core::peft::peft_format::{read_safetensors, write_safetensors};
 use cl_core::peft::{ParamFilter, TaskVector};
 use cl_core::stream::replay::{ReplayMemory, ReplayStore};
@@ -43,13 +41,9 @@ struct Counters {
 /// Recurrent-KIF on a frozen backbone.
 pub struct Rkif<B: AutodiffBackend, M: TrainableBackbone<B>> {
     cfg: RkifConfig,
-    seed: u64,
-    model: PeftClassifier<B, M>,
-    optim: TaskOptimizer<B, PeftClassifier<B, M>>,
-    /// Runner steps the current task was planned with.
-    planned_steps: usize,
+    /// The classifier, its optimiser (one per task over the inner steps) and the tasks begun.
+    learner: Learner<B, M>,
     memory: ReplayStore<M::Input>,
-    tasks: Vec<TaskInfo>,
     /// Inner-loop scores, reset at every cycle.
     inner: Importance<Inner<B>>,
     /// Outer-loop (historical) scores, kept across the cycles of a task (and across tasks with
@@ -74,17 +68,13 @@ where
     /// Recurrent-KIF over `backbone` with a fresh head of `num_classes` classes.
     pub fn new(cfg: RkifConfig, backbone: M, num_classes: usize, seed: u64) -> Result<Self> {
         cfg.validate()?;
-        let model = PeftClassifier::new(backbone, num_classes, mix_seed(seed, &[0]));
+        let learner = Learner::new(backbone, num_classes, cfg.optimizer.clone(), seed);
         Ok(Self {
             memory: cfg.replay.build(mix_seed(seed, &[3])),
-            optim: cfg.optimizer.for_task(0),
-            planned_steps: 0,
             inner: Importance::new(cfg.beta1, cfg.beta2).variant(cfg.importance, cfg.smoothing),
             outer: Importance::new(cfg.beta1, cfg.beta2).variant(cfg.importance, cfg.smoothing),
             cfg,
-            seed,
-            model,
-            tasks: Vec::new(),
+            learner,
             cycle: None,
             outer_fixed: false,
             batch_size: 1,
@@ -95,7 +85,7 @@ where
 
     /// The classifier.
     pub fn model(&self) -> &PeftClassifier<B, M> {
-        &self.model
+        &self.learner.model
     }
 
     /// Cycles finished so far (fused or, while the memory was empty, not).
@@ -113,8 +103,15 @@ where
         self.last_shares
     }
 
+    /// The one LoRA every task trains (its `A` from `mix_seed(seed, [1, 0])`).
+    fn add_lora(&mut self) -> Result<()> {
+        let seed = mix_seed(self.learner.seed(), &[1, 0]);
+        add_lora(&mut self.learner.model.backbone, &self.cfg.lora, seed)?;
+        Ok(())
+    }
+
     fn trainable(&self) -> TaskVector<Inner<B>> {
-        TaskVector::snapshot(&self.model, &ParamFilter::Trainable).inner()
+        TaskVector::snapshot(&self.learner.model, &ParamFilter::Trainable).inner()
     }
 
     /// One optimiser step on `examples`; returns the loss and the step's gradients, or only the
@@ -124,21 +121,16 @@ where
         examples: &[Example<M::Input>],
         outer: bool,
     ) -> Result<(f64, Option<PathTensors<Inner<B>>>)> {
-        let inputs: Vec<&M::Input> = examples.iter().map(|e| &e.input).collect();
-        let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
-        let allowed = allowed_classes(&self.tasks, examples);
-        let loss = cross_entropy(self.model.forward(&inputs), &labels, allowed.as_deref());
-        let value: f64 = loss.clone().into_scalar().elem::<f64>();
-        if !value.is_finite() {
+        let (value, grads) = self.learner.gradients(self.learner.loss(examples));
+        let Some(grads) = grads else {
             return Ok((value, None));
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        let by_path = gradients_by_path::<B, _>(&self.model, &grads);
-        self.model = if outer {
-            self.optim.step_held(self.model.clone(), grads)
-        } else {
-            self.optim.step(self.model.clone(), grads)
         };
+        let by_path = gradients_by_path::<B, _>(&self.learner.model, &grads);
+        if outer {
+            self.learner.apply_held(grads);
+        } else {
+            self.learner.apply(grads);
+        }
         Ok((value, Some(by_path)))
     }
 
@@ -158,10 +150,12 @@ where
         if self.cfg.static_importance && estimate {
             self.outer.reset();
         }
-        let task = self.tasks.last().map_or(0, |t| t.id) as u64;
+        let task = self.learner.current_task() as u64;
         for m in 0..self.cfg.outer_steps {
-            let mut rng =
-                StdRng::seed_from_u64(mix_seed(self.seed, &[4, task, self.cycles, m as u64]));
+            let mut rng = StdRng::seed_from_u64(mix_seed(
+                self.learner.seed(),
+                &[4, task, self.cycles, m as u64],
+            ));
             let batch = self
                 .memory
                 .sample(self.cfg.replay.replay_batch(self.batch_size), &mut rng);
@@ -184,7 +178,8 @@ where
             &self.outer.scores(self.cfg.bias_correction),
             &self.cfg,
         )?;
-        self.model = TaskVector::<B>::from_inner(fused).assign(self.model.clone())?;
+        self.learner.model =
+            TaskVector::<B>::from_inner(fused).assign(self.learner.model.clone())?;
         self.last_shares = Some(shares);
         Ok(None)
     }
@@ -203,22 +198,17 @@ where
     }
 
     fn plan_steps(&mut self, steps: usize) {
-        self.planned_steps = steps;
+        self.learner.plan_steps(steps);
     }
 
     fn begin_task(&mut self, task: &TaskInfo, _train: &[Example<M::Input>]) -> Result<()> {
-        if self.tasks.is_empty() {
-            add_lora(
-                &mut self.model.backbone,
-                &self.cfg.lora,
-                mix_seed(self.seed, &[1, 0]),
-            )?;
+        if self.learner.tasks().is_empty() {
+            self.add_lora()?;
         }
-        self.tasks.push(task.clone());
         // One optimiser and schedule per task over the inner steps (one per runner step); the
         // outer steps use the same optimiser at the current learning rate without advancing
         // the schedule, as the official trainer does.
-        self.optim = self.cfg.optimizer.for_task(self.planned_steps);
+        self.learner.begin_task(task);
         self.outer_fixed = false;
         if self.cfg.outer_scores == OuterScores::PerTask {
             self.outer.reset();
@@ -272,15 +262,15 @@ where
         inputs: &[&M::Input],
         _ctx: &EvalContext,
     ) -> Result<Tensor<B::InnerBackend, 2>> {
-        Ok(self.model.valid().forward(inputs))
+        Ok(self.learner.predict(inputs))
     }
 
     fn backbone_params(&self) -> TaskVector<B::InnerBackend> {
-        TaskVector::snapshot(&self.model.backbone.valid(), &ParamFilter::Pretrained)
+        self.learner.backbone_params()
     }
 
     fn param_counts(&self) -> ParamCounts {
-        let (trainable, stored) = self.model.lora_param_counts();
+        let (trainable, stored) = self.learner.model.lora_param_counts();
         ParamCounts {
             trainable,
             // The LoRA and head, plus the outer importance (Ī and U) kept across tasks.
@@ -290,8 +280,8 @@ where
     }
 
     fn save_checkpoint(&self, dir: &Path) -> Result<()> {
-        save_module(&self.model, &dir.join("model"))?;
-        write_json(&dir.join("memory.json"), &self.memory)?;
+        self.learner.save(dir)?;
+        self.memory.save(dir)?;
         write_safetensors(
             &dir.join("outer_importance.safetensors"),
             &self.outer.to_named(),
@@ -315,17 +305,12 @@ where
     }
 
     fn load_checkpoint(&mut self, dir: &Path, finished: &[TaskInfo]) -> Result<()> {
-        if !finished.is_empty() && self.tasks.is_empty() {
-            add_lora(
-                &mut self.model.backbone,
-                &self.cfg.lora,
-                mix_seed(self.seed, &[1, 0]),
-            )?;
+        if !finished.is_empty() && self.learner.tasks().is_empty() {
+            self.add_lora()?;
         }
-        self.tasks = finished.to_vec();
-        let device = self.model.backbone.device();
-        self.model = load_module(self.model.clone(), &dir.join("model"), &device)?;
-        self.memory = read_json(&dir.join("memory.json"))?;
+        self.learner.load(dir, finished)?;
+        let device = self.learner.device();
+        self.memory = ReplayStore::load(dir)?;
         let counters: Counters = read_json(&dir.join("counters.json"))?;
         self.outer = Importance::from_named(
             &self.outer,

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::{Backbone, HiddenStates};
 use crate::error::{ClError, Result};
 use crate::peft::{Adapter, AdapterConfig, LoraLinear};
+use crate::stream::mix_seed;
 
 /// The fields of a Hugging Face `config.json` that define a BERT encoder (other keys are ignored).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -404,13 +405,14 @@ impl<B: Backend> Backbone<B> for BertEncoder<B> {
 
     /// Puts a fresh Houlsby adapter after the attention and FFN blocks of every layer (replacing
     /// any there), drawn from the backend RNG.
-    fn add_adapters(&mut self, cfg: &AdapterConfig) -> Result<usize> {
+    fn add_adapters(&mut self, cfg: &AdapterConfig, seed: u64) -> Result<usize> {
         cfg.validate()?;
         let d = self.hidden_size();
         let device = self.embeddings.word_embeddings.weight.device();
-        for layer in &mut self.layers {
-            layer.attention.adapter = Some(cfg.init(d, &device));
-            layer.adapter = Some(cfg.init(d, &device));
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let k = 2 * i as u64;
+            layer.attention.adapter = Some(cfg.init(d, mix_seed(seed, &[k]), &device));
+            layer.adapter = Some(cfg.init(d, mix_seed(seed, &[k + 1]), &device));
         }
         Ok(2 * self.layers.len())
     }

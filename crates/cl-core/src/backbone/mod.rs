@@ -77,9 +77,10 @@ pub trait Backbone<B: Backend>: Module<B> + ModuleDisplay {
     }
 
     /// Inserts fresh Houlsby adapters (identity at initialisation) where the architecture has
-    /// slots for them; returns how many. Their parameter paths contain `.adapter.`
+    /// slots for them; returns how many. Adapter `k` (in slot order) is drawn from
+    /// `mix_seed(seed, [k])` on the host. Their parameter paths contain `.adapter.`
     /// ([`ADAPTER_PARAMS`]). The default has no slots and says so.
-    fn add_adapters(&mut self, _cfg: &AdapterConfig) -> Result<usize> {
+    fn add_adapters(&mut self, _cfg: &AdapterConfig, _seed: u64) -> Result<usize> {
         Err(ClError::config(
             "module",
             "this backbone has no adapter slots (use LoRA)",

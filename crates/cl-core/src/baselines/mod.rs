@@ -27,24 +27,21 @@ pub mod olora;
 
 use std::path::Path;
 
-use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
+use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{ElementConversion, Tensor};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::backbone::{TrainableBackbone, add_lora, freeze_adapters};
-use crate::checkpoint::{load_module, read_json, save_module, write_json};
 use crate::error::Result;
+use crate::learner::Learner;
 use crate::method::{EvalContext, Method, ParamCounts, StepStats};
 use crate::metrics::Protocol;
-use crate::model::{PeftClassifier, allowed_classes, cross_entropy};
+use crate::model::PeftClassifier;
 pub use crate::optim::{OptimizerConfig, Schedule, TaskOptimizer};
 use crate::params::{gradients_by_path, trainable_by_path};
-use crate::peft::{LoraConfig, ParamFilter, TaskVector};
+use crate::peft::{LoraConfig, TaskVector};
 use crate::registry::{
     BOTH_SCENARIOS, BoxedMethod, BuildOnBackbone, BuiltMethod, HostBackbone, LORA_BACKBONES,
     MethodEntry, MethodInfo, config_from_json, config_to_json, default_lora, default_optimizer,
@@ -235,16 +232,10 @@ impl BaselineConfig {
 pub struct LoraBaseline<B: AutodiffBackend, M: TrainableBackbone<B>> {
     kind: Baseline,
     cfg: BaselineConfig,
-    seed: u64,
-    model: PeftClassifier<B, M>,
-    optim: TaskOptimizer<B, PeftClassifier<B, M>>,
-    /// Steps the current task was planned with (the schedule's length).
-    planned_steps: usize,
+    learner: Learner<B, M>,
     /// Replay memory: what `replay` configures (LoRAReplay) or all of every task
     /// (MTL-cumulative).
     memory: ReplayStore<M::Input>,
-    tasks: Vec<TaskInfo>,
-    step: usize,
     /// EWC's Fisher and anchor (used by `ewc`).
     ewc: EwcState<B::InnerBackend>,
     /// Size of the last training batch (EWC's Fisher batches match it).
@@ -265,7 +256,7 @@ where
         seed: u64,
     ) -> Result<Self> {
         cfg.validate()?;
-        let model = PeftClassifier::new(backbone, num_classes, mix_seed(seed, &[0]));
+        let learner = Learner::new(backbone, num_classes, cfg.optimizer.clone(), seed);
         let memory_cfg = if kind == Baseline::MtlCumulative {
             ReplayConfig {
                 memory: MemoryKind::TaskFraction,
@@ -278,14 +269,9 @@ where
         let memory = memory_cfg.build(mix_seed(seed, &[3]));
         Ok(Self {
             kind,
-            optim: cfg.optimizer.for_task(0),
-            planned_steps: 0,
             cfg,
-            seed,
-            model,
+            learner,
             memory,
-            tasks: Vec::new(),
-            step: 0,
             ewc: EwcState::empty(),
             batch_size: 16,
         })
@@ -293,17 +279,18 @@ where
 
     /// The classifier (for tests and inspection).
     pub fn model(&self) -> &PeftClassifier<B, M> {
-        &self.model
+        &self.learner.model
     }
 
     /// Adds the adapters task `task` trains (all the structure a checkpoint needs rebuilt).
     fn add_task_adapters(&mut self, task: &TaskInfo) -> Result<()> {
-        let seed = mix_seed(self.seed, &[1, task.id as u64]);
+        let seed = mix_seed(self.learner.seed(), &[1, task.id as u64]);
+        let backbone = &mut self.learner.model.backbone;
         if self.kind.adapters_per_task() {
-            freeze_adapters(&mut self.model.backbone);
-            add_lora(&mut self.model.backbone, &self.cfg.lora, seed)?;
+            freeze_adapters(backbone);
+            add_lora(backbone, &self.cfg.lora, seed)?;
         } else if task.id == 0 {
-            add_lora(&mut self.model.backbone, &self.cfg.lora, seed)?;
+            add_lora(backbone, &self.cfg.lora, seed)?;
         }
         Ok(())
     }
@@ -311,16 +298,14 @@ where
     /// EWC at the end of a task: the diagonal Fisher from the squared gradients of the task's
     /// training batches (in order, the training batch size), then the anchor.
     fn consolidate(&mut self, train: &[Example<M::Input>]) -> Result<()> {
+        let model = &self.learner.model;
         let mut batch_grads = Vec::new();
         for chunk in train.chunks(self.batch_size.max(1)) {
-            let inputs: Vec<&M::Input> = chunk.iter().map(|e| &e.input).collect();
-            let labels: Vec<usize> = chunk.iter().map(|e| e.label).collect();
-            let allowed = allowed_classes(&self.tasks, chunk);
-            let loss = cross_entropy(self.model.forward(&inputs), &labels, allowed.as_deref());
-            let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-            batch_grads.push(gradients_by_path::<B, _>(&self.model, &grads));
+            let loss = self.learner.loss(chunk);
+            let grads = GradientsParams::from_grads(loss.backward(), model);
+            batch_grads.push(gradients_by_path::<B, _>(model, &grads));
         }
-        let anchor = trainable_by_path::<B, _>(&self.model)
+        let anchor = trainable_by_path::<B, _>(model)
             .into_iter()
             .map(|(path, t)| (path, t.inner()))
             .collect();
@@ -329,29 +314,30 @@ where
     }
 
     /// The examples one step trains on, per the strategy.
-    fn training_examples(&self, batch: &[Example<M::Input>]) -> Vec<Example<M::Input>> {
-        let rng = || {
-            let task = self.tasks.last().map_or(0, |t| t.id) as u64;
-            StdRng::seed_from_u64(mix_seed(self.seed, &[2, task, self.step as u64]))
-        };
+    fn training_examples(&mut self, batch: &[Example<M::Input>]) -> Vec<Example<M::Input>> {
+        let mut all = batch.to_vec();
         match self.kind {
             Baseline::SeqLora
             | Baseline::IncLora
             | Baseline::Ewc
             | Baseline::OLora
-            | Baseline::Mtl => batch.to_vec(),
-            Baseline::LoraReplay | Baseline::MtlCumulative => {
-                let n = match self.kind {
-                    Baseline::LoraReplay => self.cfg.replay.replay_batch(batch.len()),
-                    _ => batch.len(),
-                };
-                let mut all = batch.to_vec();
-                all.extend(self.memory.sample(n, &mut rng()));
-                all
-            }
+            | Baseline::Mtl => {}
+            Baseline::LoraReplay => all.extend(self.memory.replay_step(
+                &self.cfg.replay,
+                batch,
+                &mut self.learner.step_rng(REPLAY_DRAWS),
+            )),
+            Baseline::MtlCumulative => all.extend(
+                self.memory
+                    .sample(batch.len(), &mut self.learner.step_rng(REPLAY_DRAWS)),
+            ),
         }
+        all
     }
 }
+
+/// The seed stream of the replay draws (`mix_seed(seed, [2, task, step])`).
+const REPLAY_DRAWS: u64 = 2;
 
 impl<B, M> Method<B> for LoraBaseline<B, M>
 where
@@ -373,48 +359,36 @@ where
     }
 
     fn plan_steps(&mut self, steps: usize) {
-        self.planned_steps = steps;
+        self.learner.plan_steps(steps);
     }
 
     fn begin_task(&mut self, task: &TaskInfo, _train: &[Example<M::Input>]) -> Result<()> {
-        self.tasks.push(task.clone());
-        self.add_task_adapters(task)?;
-        self.optim = self.cfg.optimizer.for_task(self.planned_steps);
-        self.step = 0;
-        Ok(())
+        self.learner.begin_task(task);
+        self.add_task_adapters(task)
     }
 
     fn train_step(&mut self, batch: &[Example<M::Input>]) -> Result<StepStats> {
-        if self.kind == Baseline::LoraReplay {
-            self.memory.observe_batch(self.cfg.replay.feed, batch);
-        }
         let examples = self.training_examples(batch);
-        let inputs: Vec<&M::Input> = examples.iter().map(|e| &e.input).collect();
-        let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
-        let allowed = allowed_classes(&self.tasks, &examples);
-        let logits = self.model.forward(&inputs);
-        let mut loss = cross_entropy(logits, &labels, allowed.as_deref());
+        let mut loss = self.learner.loss(&examples);
         self.batch_size = batch.len();
         match self.kind {
             Baseline::Ewc => {
-                let params = trainable_by_path::<B, _>(&self.model);
+                let params = trainable_by_path::<B, _>(&self.learner.model);
                 if let Some(p) = self.ewc.penalty(self.cfg.ewc.lambda, &params)? {
                     loss = loss + p;
                 }
             }
             Baseline::OLora => {
-                let layers = self.model.backbone.lora_layers();
+                let layers = self.learner.model.backbone.lora_layers();
                 if let Some(p) = olora_penalty(layers.iter().map(|(_, l)| *l), &self.cfg.olora) {
                     loss = loss + p;
                 }
             }
             _ => {}
         }
-        let value: f64 = loss.clone().into_scalar().elem::<f64>();
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
-        self.model = self.optim.step(self.model.clone(), grads);
-        self.step += 1;
-        Ok(StepStats { loss: value })
+        Ok(StepStats {
+            loss: self.learner.step(loss),
+        })
     }
 
     fn end_task(&mut self, task: &TaskInfo, train: &[Example<M::Input>]) -> Result<()> {
@@ -434,15 +408,15 @@ where
         inputs: &[&M::Input],
         _ctx: &EvalContext,
     ) -> Result<Tensor<B::InnerBackend, 2>> {
-        Ok(self.model.valid().forward(inputs))
+        Ok(self.learner.predict(inputs))
     }
 
     fn backbone_params(&self) -> TaskVector<B::InnerBackend> {
-        TaskVector::snapshot(&self.model.backbone.valid(), &ParamFilter::Pretrained)
+        self.learner.backbone_params()
     }
 
     fn param_counts(&self) -> ParamCounts {
-        let (trainable, stored) = self.model.lora_param_counts();
+        let (trainable, stored) = self.learner.model.lora_param_counts();
         ParamCounts {
             trainable,
             stored,
@@ -451,23 +425,21 @@ where
     }
 
     fn save_checkpoint(&self, dir: &Path) -> Result<()> {
-        save_module(&self.model, &dir.join("model"))?;
+        self.learner.save(dir)?;
         if self.kind == Baseline::Ewc {
             self.ewc.save(&dir.join("ewc.safetensors"))?;
         }
-        write_json(&dir.join("memory.json"), &self.memory)
+        self.memory.save(dir)
     }
 
     fn load_checkpoint(&mut self, dir: &Path, finished: &[TaskInfo]) -> Result<()> {
         for task in finished {
             self.add_task_adapters(task)?;
         }
-        self.tasks = finished.to_vec();
-        let device = self.model.backbone.device();
-        self.model = load_module(self.model.clone(), &dir.join("model"), &device)?;
-        self.memory = read_json(&dir.join("memory.json"))?;
+        self.learner.load(dir, finished)?;
+        self.memory = ReplayStore::load(dir)?;
         if self.kind == Baseline::Ewc && !finished.is_empty() {
-            self.ewc = EwcState::load(&dir.join("ewc.safetensors"), &device)?;
+            self.ewc = EwcState::load(&dir.join("ewc.safetensors"), &self.learner.device())?;
         }
         Ok(())
     }

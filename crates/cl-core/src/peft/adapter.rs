@@ -2,12 +2,13 @@
 //! `up` starts at zero, so a fresh adapter is the identity.
 
 use burn::module::{Module, Param};
-use burn::nn::{Linear, LinearConfig};
+use burn::nn::Linear;
 use burn::tensor::Tensor;
 use burn::tensor::activation::gelu;
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
+use crate::backbone::mlp::seeded_linear;
 use crate::error::{ClError, Result};
 
 /// Size of Houlsby adapters.
@@ -27,12 +28,15 @@ impl AdapterConfig {
         Ok(())
     }
 
-    /// A fresh adapter for hidden size `d`.
-    pub fn init<B: Backend>(&self, d: usize, device: &B::Device) -> Adapter<B> {
-        let down = LinearConfig::new(d, self.bottleneck).init(device);
-        let mut up = LinearConfig::new(self.bottleneck, d).init(device);
-        up.weight = Param::from_tensor(Tensor::zeros([self.bottleneck, d], device));
-        up.bias = Some(Param::from_tensor(Tensor::zeros([d], device)));
+    /// A fresh adapter for hidden size `d`: `down` Kaiming-uniform drawn on the host from
+    /// `seed` (the same values on every backend and thread, whatever else draws random numbers)
+    /// with a zero bias, `up` all zeros (so the adapter starts as the identity).
+    pub fn init<B: Backend>(&self, d: usize, seed: u64, device: &B::Device) -> Adapter<B> {
+        let down = seeded_linear(d, self.bottleneck, seed, device);
+        let up = Linear {
+            weight: Param::from_tensor(Tensor::zeros([self.bottleneck, d], device)),
+            bias: Some(Param::from_tensor(Tensor::zeros([d], device))),
+        };
         Adapter { down, up }
     }
 }
@@ -61,7 +65,7 @@ mod tests {
     #[test]
     fn fresh_adapter_is_identity_and_trainable() {
         let device = Default::default();
-        let adapter = AdapterConfig { bottleneck: 4 }.init::<NdArray>(8, &device);
+        let adapter = AdapterConfig { bottleneck: 4 }.init::<NdArray>(8, 3, &device);
         let h = Tensor::<NdArray, 2>::random([3, 8], burn::tensor::Distribution::Default, &device);
         adapter
             .forward(h.clone())

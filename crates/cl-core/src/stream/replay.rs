@@ -4,9 +4,14 @@
 //! Both are plain data plus counters: every random decision is derived from the run seed and a
 //! counter with [`mix_seed`], so a memory serialised in a checkpoint resumes exactly.
 
+use std::path::Path;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{read_json, write_json};
 
 use super::{Example, TaskId, mix_seed, stratified_subset};
 
@@ -269,6 +274,19 @@ impl<X: Clone> ReplayStore<X> {
         }
     }
 
+    /// The replay examples of one training step: feeds the memory per `cfg.feed` (a reservoir
+    /// fed every step takes `batch` first), then draws `cfg.replay_batch(batch.len())` examples
+    /// with `rng` (none while the memory is empty).
+    pub fn replay_step(
+        &mut self,
+        cfg: &ReplayConfig,
+        batch: &[Example<X>],
+        rng: &mut StdRng,
+    ) -> Vec<Example<X>> {
+        self.observe_batch(cfg.feed, batch);
+        self.sample(cfg.replay_batch(batch.len()), rng)
+    }
+
     /// Stores what the memory keeps of a finished task's training split.
     pub fn add_task(&mut self, task: TaskId, train: &[Example<X>]) {
         match self {
@@ -279,6 +297,21 @@ impl<X: Clone> ReplayStore<X> {
         }
     }
 }
+
+impl<X: Clone + Serialize + DeserializeOwned> ReplayStore<X> {
+    /// Writes the memory (its examples and its generator's state) to `dir/memory.json`.
+    pub fn save(&self, dir: &Path) -> crate::error::Result<()> {
+        write_json(&dir.join(MEMORY_FILE), self)
+    }
+
+    /// Reads what [`ReplayStore::save`] wrote into `dir`.
+    pub fn load(dir: &Path) -> crate::error::Result<Self> {
+        read_json(&dir.join(MEMORY_FILE))
+    }
+}
+
+/// A checkpoint's replay memory file.
+const MEMORY_FILE: &str = "memory.json";
 
 impl<X: Clone> ReplayMemory<X> for ReplayStore<X> {
     fn examples(&self) -> &[Example<X>] {
