@@ -259,7 +259,7 @@ pub fn write_paper(
         "Command: `{command}` (backend `{}`, {}). {} finished runs.\n",
         options.backend,
         if options.quick {
-            "CI sizes: 32 training and 32 test rows a task, 32 tokens or 32×32 pixels, one epoch"
+            "CI sizes: 32 training and 32 test rows a task (16 test rows on text15), 32 tokens or 32×32 pixels, one epoch"
                 .to_string()
         } else {
             format!("`cl run --preset {}` sizes", options.preset)
