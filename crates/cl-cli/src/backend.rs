@@ -99,11 +99,17 @@ pub fn dispatch(backend: BackendName, job: impl OnBackend) -> Result<()> {
         }
         #[cfg(feature = "wgpu")]
         BackendName::Wgpu => {
-            job.run::<burn::backend::Autodiff<burn::backend::Wgpu>>(Default::default())
+            type B = burn::backend::Autodiff<burn::backend::Wgpu>;
+            let device = Default::default();
+            probe::<B>(backend, &device)?;
+            job.run::<B>(device)
         }
         #[cfg(feature = "cuda")]
         BackendName::Cuda => {
-            job.run::<burn::backend::Autodiff<burn::backend::Cuda>>(Default::default())
+            type B = burn::backend::Autodiff<burn::backend::Cuda>;
+            let device = Default::default();
+            probe::<B>(backend, &device)?;
+            job.run::<B>(device)
         }
         #[allow(unreachable_patterns)]
         other => bail!(
@@ -111,4 +117,54 @@ pub fn dispatch(backend: BackendName, job: impl OnBackend) -> Result<()> {
             other.name()
         ),
     }
+}
+
+/// Creates one small tensor on `device` and reads it back, so that a GPU backend without a
+/// driver or device fails here with an error that says what is missing, instead of panicking
+/// inside the first training step. The backend's own panic message is kept in the error.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+fn probe<B: burn::tensor::backend::Backend>(
+    backend: BackendName,
+    device: &B::Device,
+) -> Result<()> {
+    use std::sync::{Arc, Mutex};
+    let device = device.clone();
+    // The runtimes start a device thread; its panic (the real reason) is recorded here, and
+    // the probing thread only sees a closed channel.
+    let first_panic: Arc<Mutex<Option<String>>> = Arc::default();
+    let record = Arc::clone(&first_panic);
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Ok(mut slot) = record.lock() {
+            slot.get_or_insert_with(|| info.to_string());
+        }
+    }));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        burn::tensor::Tensor::<B, 1>::ones([4], &device)
+            .sum()
+            .into_scalar()
+    }));
+    std::panic::set_hook(default_hook);
+    if outcome.is_ok() {
+        return Ok(());
+    }
+    let reason = first_panic
+        .lock()
+        .ok()
+        .and_then(|slot| slot.clone())
+        .unwrap_or_else(|| "the backend panicked without a message".into());
+    let hint = match backend {
+        BackendName::Cuda => {
+            "it needs an NVIDIA GPU and its driver (libcuda.so; `nvidia-smi` lists the GPU)"
+        }
+        BackendName::Wgpu => {
+            "it needs a Vulkan, Metal or DX12 adapter (on Linux the Vulkan loader and a driver, e.g. Mesa's lavapipe for the CPU: apt-get install mesa-vulkan-drivers)"
+        }
+        BackendName::Ndarray => "",
+    };
+    bail!(
+        "backend `{}` could not start on this machine: {hint}; use `--backend ndarray` for the CPU. The backend said: {}",
+        backend.name(),
+        reason.trim()
+    )
 }

@@ -26,6 +26,10 @@ use crate::stream::{Example, TaskId, TaskInfo, mix_seed};
 /// The seed stream of a learner's head (`mix_seed(seed, [HEAD_SEED])`).
 const HEAD_SEED: u64 = 0;
 
+/// The [`Learner::step_rng`] stream of the replay draws, shared by every replaying method, so
+/// that the same seed draws the same replay examples at the same step in each of them.
+pub const REPLAY_DRAWS: u64 = 2;
+
 /// A classifier trained task by task with AdamW (see the module docs).
 pub struct Learner<B: AutodiffBackend, M: TrainableBackbone<B>> {
     /// Backbone (frozen, with the method's adapters) and head `[feature_dim, num_classes]`.

@@ -8,7 +8,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 use cl_core::backbone::{Backbone, TrainableBackbone, add_lora, resolve_layer_states};
 use cl_core::checkpoint::{load_module, read_json, save_module, write_json};
-use cl_core::learner::Learner;
+use cl_core::learner::{Learner, REPLAY_DRAWS};
 use cl_core::method::{EvalContext, Method, ParamCounts, StepStats};
 use cl_core::model::{PeftClassifier, allowed_classes, cross_entropy};
 use cl_core::peft::TaskVector;
@@ -46,9 +46,6 @@ pub struct ILora<B: AutodiffBackend, M: TrainableBackbone<B>> {
     layers: Vec<usize>,
     counters: Counters,
 }
-
-/// The seed stream of the replay draws (`mix_seed(seed, [2, task, step])`).
-const REPLAY_DRAWS: u64 = 2;
 
 impl<B, M> ILora<B, M>
 where

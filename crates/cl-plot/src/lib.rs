@@ -235,8 +235,26 @@ pub fn seen_accuracy(matrix: &[Vec<f64>]) -> Vec<f64> {
         .collect()
 }
 
-/// Width of the legend column beside [`curves`]' plot.
-const LEGEND_WIDTH: u32 = 210;
+/// Approximate advance of one character of the 13-px legend font, in pixels.
+const LEGEND_CHAR_PX: usize = 8;
+/// The widest legend column beside [`curves`]' plot; longer labels wrap.
+const LEGEND_MAX_PX: usize = 420;
+
+/// `label` cut at spaces into lines of at most `max_chars` characters (a longer word stays
+/// whole on its own line).
+fn wrap(label: &str, max_chars: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in label.split_whitespace() {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 1 + word.chars().count() <= max_chars => {
+                line.push(' ');
+                line.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines
+}
 
 /// Lines of accuracy (%) against tasks trained (1…), each with its ± std band, and a legend in
 /// a column to the right of the plot (so it never hides a line).
@@ -248,10 +266,20 @@ pub fn curves(title: &str, y_desc: &str, series: &[Series]) -> Result<String> {
             reason: "no series has a point".into(),
         });
     }
-    svg(title, (760 + LEGEND_WIDTH, 420), |root| {
+    let max_chars = (LEGEND_MAX_PX - 40) / LEGEND_CHAR_PX;
+    let labels: Vec<Vec<String>> = series.iter().map(|s| wrap(&s.label, max_chars)).collect();
+    let widest = labels
+        .iter()
+        .flatten()
+        .map(|l| l.chars().count())
+        .max()
+        .unwrap_or(0);
+    let legend_width = (40 + widest * LEGEND_CHAR_PX + 10) as u32;
+    svg(title, (760 + legend_width, 420), |root| {
         let e = |x: &dyn std::fmt::Display| x.to_string();
         let x_max = points.max(2) as f64;
         let (plot, legend) = root.split_horizontally(760);
+        let mut legend_y = 52;
         let mut chart = ChartBuilder::on(&plot)
             .caption(title, ("sans-serif", 20))
             .margin(14)
@@ -294,22 +322,24 @@ pub fn curves(title: &str, y_desc: &str, series: &[Series]) -> Result<String> {
             chart
                 .draw_series((0..s.mean.len()).map(|i| Circle::new(at(i), 4, colour.filled())))
                 .map_err(|x| e(&x))?;
-            // The legend entry: a line and the label, one row per series, top-aligned with
-            // the plot area.
-            let y = 52 + 22 * k as i32;
+            // The legend entry: a line and the label (wrapped), top-aligned with the plot area.
             legend
                 .draw(&PathElement::new(
-                    vec![(4, y), (28, y)],
+                    vec![(4, legend_y), (28, legend_y)],
                     colour.stroke_width(3),
                 ))
                 .map_err(|x| e(&x))?;
-            legend
-                .draw(&Text::new(
-                    s.label.clone(),
-                    (36, y - 7),
-                    ("sans-serif", 13).into_font().color(&BLACK),
-                ))
-                .map_err(|x| e(&x))?;
+            for line in &labels[k] {
+                legend
+                    .draw(&Text::new(
+                        line.clone(),
+                        (36, legend_y - 7),
+                        ("sans-serif", 13).into_font().color(&BLACK),
+                    ))
+                    .map_err(|x| e(&x))?;
+                legend_y += 16;
+            }
+            legend_y += 8;
         }
         Ok(())
     })
@@ -472,6 +502,11 @@ mod tests {
         assert_eq!(count(&b, "<polygon"), 1);
         assert!(b.contains("rkif") && b.contains("seq-lora") && b.contains("tasks trained"));
         assert!(curves("none", "y", &[]).is_err());
+        assert_eq!(
+            wrap("Fine-tuning (shared weights, per-task heads)", 20),
+            vec!["Fine-tuning (shared", "weights, per-task", "heads)"]
+        );
+        assert_eq!(wrap("a-very-long-word x", 5), vec!["a-very-long-word", "x"]);
     }
 
     #[test]

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backbone::{TrainableBackbone, add_lora, freeze_adapters};
 use crate::error::Result;
-use crate::learner::Learner;
+use crate::learner::{Learner, REPLAY_DRAWS};
 use crate::method::{EvalContext, Method, ParamCounts, StepStats};
 use crate::metrics::Protocol;
 use crate::model::PeftClassifier;
@@ -335,9 +335,6 @@ where
         all
     }
 }
-
-/// The seed stream of the replay draws (`mix_seed(seed, [2, task, step])`).
-const REPLAY_DRAWS: u64 = 2;
 
 impl<B, M> Method<B> for LoraBaseline<B, M>
 where
