@@ -56,5 +56,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for t in g.tensors().iter().take(12) {
         println!("  {} {:?} {:?} @{}", t.name, t.shape(), t.ty, t.offset);
     }
+    if g.get("tokenizer.ggml.tokens").is_some() {
+        let (tok, ids) = cl_gguf::tokenizer::tokenizer(&g)?;
+        let text = "Hello world! 123";
+        let enc = tok
+            .encode(text, true)
+            .map_err(|e| format!("encoding {text:?}: {e}"))?;
+        println!(
+            "tokenizer: {} tokens, {ids:?}; {text:?} -> {:?} {:?}",
+            tok.get_vocab_size(true),
+            enc.get_ids(),
+            enc.get_tokens()
+        );
+    }
     Ok(())
 }

@@ -94,6 +94,8 @@ pub enum GgufErrorKind {
         expected: Vec<usize>,
         found: Vec<usize>,
     },
+    #[error("tokenizer metadata: {0}")]
+    BadTokenizer(String),
     #[error("tensor `{tensor}`: {why}")]
     BadTensor { tensor: String, why: String },
 }

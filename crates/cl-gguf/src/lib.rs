@@ -7,11 +7,14 @@
 //! K projections, exactly as transformers' GGUF loader does.
 //!
 //! Every error is a [`GgufError`] that names the file and, where it applies, the key or tensor.
+//! [`tokenizer::tokenizer`] rebuilds the file's byte-level BPE tokenizer as a `tokenizers::Tokenizer`.
+//!
 //! No unsafe code and no memory map: a file is read into memory once.
 
 mod error;
 mod ggml;
 mod metadata;
+pub mod tokenizer;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

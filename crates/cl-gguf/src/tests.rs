@@ -376,3 +376,75 @@ fn unpermute_inverts_llama_cpp_permutation() {
         vec![0.0, 1.0, 2.0, 3.0]
     );
 }
+
+fn tokenizer_file(model: &str, pre: &str, merges: &[&str]) -> Vec<u8> {
+    let strings =
+        |v: &[&str]| Value::Array(v.iter().map(|s| Value::String(s.to_string())).collect());
+    let tokens = [
+        "<|endoftext|>",
+        "a",
+        "b",
+        "ab",
+        "Ġ",
+        "1",
+        "2",
+        "Ġ1",
+        "Ġ12",
+        "12",
+    ];
+    let mut types = vec![Value::I32(3)];
+    types.extend((1..tokens.len()).map(|_| Value::I32(1)));
+    write(
+        &[
+            ("tokenizer.ggml.model", Value::String(model.into())),
+            ("tokenizer.ggml.pre", Value::String(pre.into())),
+            ("tokenizer.ggml.tokens", strings(&tokens)),
+            ("tokenizer.ggml.merges", strings(merges)),
+            ("tokenizer.ggml.token_type", Value::Array(types)),
+            ("tokenizer.ggml.eos_token_id", Value::U32(0)),
+        ],
+        &[],
+        32,
+    )
+}
+
+const MERGES: [&str; 4] = ["a b", "Ġ 1", "Ġ1 2", "1 2"];
+
+#[test]
+fn tokenizer_isolates_digits_for_smollm_and_matches_control_tokens_whole() {
+    let encode = |pre: &str, text: &str| {
+        let g = Gguf::from_bytes("tok.gguf", tokenizer_file("gpt2", pre, &MERGES)).unwrap();
+        let (tok, ids) = tokenizer::tokenizer(&g).unwrap();
+        assert_eq!((ids.eos, ids.bos), (Some(0), None));
+        let enc = tok.encode(text, true).unwrap();
+        let back = tok.decode(enc.get_ids(), false).unwrap();
+        assert_eq!(back, text);
+        enc.get_ids().to_vec()
+    };
+    // smollm: " 12" splits into " ", "1", "2" before byte-level BPE; no BOS is added.
+    assert_eq!(encode("smollm", "ab 12"), [3, 4, 5, 6]);
+    // plain GPT-2 keeps " 12" whole: Ġ + 1 → Ġ1, Ġ1 + 2 → Ġ12.
+    assert_eq!(encode("gpt2", "ab 12"), [3, 8]);
+    assert_eq!(encode("smollm", "a<|endoftext|>b"), [1, 0, 2]);
+}
+
+#[test]
+fn tokenizer_metadata_errors_are_named() {
+    let err = |bytes: Vec<u8>| {
+        let g = Gguf::from_bytes("tok.gguf", bytes).unwrap();
+        tokenizer::tokenizer(&g).unwrap_err().to_string()
+    };
+    assert!(
+        err(tokenizer_file("llama", "smollm", &MERGES)).contains("tokenizer.ggml.model is `llama`")
+    );
+    assert!(
+        err(tokenizer_file("gpt2", "qwen2", &MERGES)).contains("tokenizer.ggml.pre is `qwen2`")
+    );
+    assert!(err(tokenizer_file("gpt2", "smollm", &["ab"])).contains("merge 0 `ab`"));
+    assert!(err(tokenizer_file("gpt2", "smollm", &["b a"])).contains("names `ba`"));
+    let g = Gguf::from_bytes("tok.gguf", sample_file(32)).unwrap();
+    assert_eq!(
+        tokenizer::tokenizer(&g).unwrap_err().to_string(),
+        "GGUF file tok.gguf: metadata key `tokenizer.ggml.model` is missing"
+    );
+}
