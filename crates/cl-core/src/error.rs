@@ -113,6 +113,9 @@ pub enum ClError {
         /// What failed.
         reason: String,
     },
+    /// A GGUF model file could not be read (the message names the file, key or tensor).
+    #[error(transparent)]
+    Gguf(#[from] cl_gguf::GgufError),
     /// Burn's recorder failed to save or load a module record.
     #[error("module record `{path}`: {reason}")]
     Record {

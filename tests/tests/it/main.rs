@@ -6,5 +6,6 @@ mod images;
 mod minilm;
 mod mobilenet;
 mod peft_format;
+mod smollm;
 mod text_smoke;
 mod vision_smoke;
