@@ -15,6 +15,7 @@
 mod backend;
 mod export;
 mod fetch;
+mod generate;
 mod registry;
 mod report;
 mod run;
@@ -57,6 +58,9 @@ enum Command {
     /// Restore a run from its checkpoint and label new inputs (texts, PNG files, vectors) with
     /// the three most likely classes and their scores.
     Predict(saved::PredictArgs),
+    /// Continue prompts with a decoder LLM (SmolLM2-135M-Instruct, fetched on first use, or a
+    /// LLaMA GGUF file): greedy or temperature / top-p sampling, stop strings, batched.
+    Generate(Box<generate::GenerateArgs>),
 }
 
 fn main() -> ExitCode {
@@ -110,6 +114,7 @@ fn dispatch(cli: Cli) -> Result<()> {
         Command::Report(args) => report::report(&args),
         Command::Eval(args) => saved::eval(&args),
         Command::Predict(args) => saved::predict_command(&args),
+        Command::Generate(args) => generate::generate(&args),
         Command::Methods => {
             list_methods();
             Ok(())

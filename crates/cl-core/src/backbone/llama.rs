@@ -563,9 +563,10 @@ impl<B: Backend> LlamaModel<B> {
                 let [batch, len, d] = hidden.dims();
                 let w = self.embed_tokens.weight.val();
                 let vocab = w.dims()[0];
-                hidden
-                    .reshape([batch * len, d])
-                    .matmul(w.transpose())
+                // `E·hᵀ` then a transpose of the small result: transposing the `[vocab, d]`
+                // table instead would copy it on every call.
+                w.matmul(hidden.reshape([batch * len, d]).transpose())
+                    .transpose()
                     .reshape([batch, len, vocab])
             }
         }
