@@ -353,3 +353,144 @@ pub fn load_llama_safetensors<B: Backend>(dir: &Path, device: &B::Device) -> Res
     })?;
     build(&cfg, &SafetensorsSource { path: &path, file }, device)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backbone::Backbone;
+    use crate::backbone::llama::tests::{B, tiny, tiny_config};
+    use crate::backbone::llama::{PadSide, PaddedBatch};
+    use safetensors::tensor::{Dtype, TensorView};
+
+    /// A tensor's shape and little-endian f32 bytes.
+    type Raw = (Vec<usize>, Vec<u8>);
+
+    /// `[in, out]` Burn weight → PyTorch `[out, in]` f32 bytes.
+    fn torch_bytes(layer: &LoraLinear<B>) -> Raw {
+        let [i, o] = layer.dims();
+        let w: Vec<f32> = layer.base.weight.val().into_data().into_vec().unwrap();
+        let mut t = vec![0f32; i * o];
+        for r in 0..i {
+            for c in 0..o {
+                t[c * i + r] = w[r * o + c];
+            }
+        }
+        (vec![o, i], t.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+
+    fn bytes_of(t: Tensor<B, 1>) -> Raw {
+        let v: Vec<f32> = t.into_data().into_vec().unwrap();
+        (
+            vec![v.len()],
+            v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        )
+    }
+
+    /// Writes `model` as a transformers checkpoint directory (HF names, `[out, in]`, F32).
+    fn save_hf(model: &LlamaModel<B>, dir: &Path, drop: Option<&str>) {
+        let mut tensors: Vec<(String, Raw)> = Vec::new();
+        let emb: Vec<f32> = model
+            .embed_tokens
+            .weight
+            .val()
+            .into_data()
+            .into_vec()
+            .unwrap();
+        let [v, d] = model.embed_tokens.weight.dims();
+        tensors.push((
+            "model.embed_tokens.weight".into(),
+            (
+                vec![v, d],
+                emb.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            ),
+        ));
+        tensors.push(("model.norm.weight".into(), bytes_of(model.norm.gamma.val())));
+        for (i, l) in model.layers.iter().enumerate() {
+            let p = format!("model.layers.{i}");
+            tensors.push((
+                format!("{p}.input_layernorm.weight"),
+                bytes_of(l.input_layernorm.gamma.val()),
+            ));
+            tensors.push((
+                format!("{p}.post_attention_layernorm.weight"),
+                bytes_of(l.post_attention_layernorm.gamma.val()),
+            ));
+        }
+        for (path, layer) in model.lora_layers() {
+            tensors.push((
+                format!("{}.weight", model.checkpoint_path_of(&path)),
+                torch_bytes(layer),
+            ));
+        }
+        tensors.retain(|(n, _)| Some(n.as_str()) != drop);
+        let views: Vec<(String, TensorView<'_>)> = tensors
+            .iter()
+            .map(|(n, (s, b))| {
+                (
+                    n.clone(),
+                    TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
+                )
+            })
+            .collect();
+        safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+        std::fs::write(
+            dir.join("config.json"),
+            serde_json::to_string(&tiny_config()).unwrap(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_transformers_checkpoint_directory_loads_to_the_same_logits() {
+        let model = tiny(21);
+        let dir = tempfile::tempdir().unwrap();
+        save_hf(&model, dir.path(), None);
+        let loaded = load_llama_safetensors::<B>(dir.path(), &Default::default()).unwrap();
+        let batch = PaddedBatch::new(&[&[1, 2, 3, 4], &[5, 6]], 0, PadSide::Right);
+        let diff = (model.forward_batch(&batch) - loaded.forward_batch(&batch))
+            .abs()
+            .max()
+            .into_scalar();
+        assert!(diff < 1e-6, "reloaded logits differ by {diff}");
+
+        save_hf(
+            &model,
+            dir.path(),
+            Some("model.layers.1.mlp.up_proj.weight"),
+        );
+        let err = load_llama_safetensors::<B>(dir.path(), &Default::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("model.layers.1.mlp.up_proj.weight") && err.contains("model.safetensors"),
+            "{err}"
+        );
+
+        let mut cfg = tiny_config();
+        cfg.intermediate_size = 80;
+        std::fs::write(
+            dir.path().join("config.json"),
+            serde_json::to_string(&cfg).unwrap(),
+        )
+        .unwrap();
+        save_hf(&model, dir.path(), None);
+        std::fs::write(
+            dir.path().join("config.json"),
+            serde_json::to_string(&cfg).unwrap(),
+        )
+        .unwrap();
+        let err = load_llama_safetensors::<B>(dir.path(), &Default::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("shape") && err.contains("gate_proj"), "{err}");
+
+        std::fs::write(dir.path().join("model.safetensors"), b"not safetensors").unwrap();
+        let err = load_llama_safetensors::<B>(dir.path(), &Default::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("model.safetensors"), "{err}");
+    }
+}
