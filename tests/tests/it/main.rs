@@ -7,5 +7,6 @@ mod minilm;
 mod mobilenet;
 mod peft_format;
 mod smollm;
+mod smollm_lora;
 mod text_smoke;
 mod vision_smoke;

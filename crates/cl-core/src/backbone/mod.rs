@@ -10,6 +10,7 @@ pub mod bert_vocab;
 pub mod conv;
 pub mod llama;
 pub mod llama_generate;
+pub mod llama_lm;
 pub mod llama_loader;
 pub mod mlp;
 pub mod mobilenet_loader;
@@ -27,9 +28,8 @@ use crate::stream::mix_seed;
 pub use bert::{BertConfig, BertEncoder, TokenIds};
 pub use bert_loader::load_bert;
 pub use llama::{LlamaConfig, LlamaModel, PadSide, PaddedBatch};
-pub use llama_generate::{
-    Finish, Generated, GenerationConfig, Sampling, TextGenerator, generate, score_continuations,
-};
+pub use llama_generate::{Finish, Generated, GenerationConfig, Sampling, TextGenerator, generate};
+pub use llama_lm::{answer_log_probs, answer_loss, score_continuations};
 pub use llama_loader::{llama_config_from_gguf, load_llama_gguf, load_llama_safetensors};
 pub use mlp::{MlpBackbone, MlpBackboneConfig};
 pub use mobilenet_loader::load_mobilenet_v2;
