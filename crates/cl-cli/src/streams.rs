@@ -9,7 +9,7 @@ use cl_core::registry::BackboneKind;
 use cl_core::stream::synthetic::{SyntheticStreamConfig, synthetic_stream};
 use cl_core::stream::{Scenario, TaskStream, task_order};
 use cl_data::fetch::package_dir;
-use cl_data::manifest::{MINILM, Package, TEXT, VISION};
+use cl_data::manifest::{MINILM, Package, TEXT5, TEXT15, VISION};
 use cl_data::text::{TextStreamConfig, TextStreamKind, text_stream};
 use cl_data::vision::{to_backbone_input, vision6_stream};
 use clap::{Args, ValueEnum};
@@ -78,7 +78,8 @@ impl StreamName {
     /// The data and weight packages a run on it needs.
     pub fn packages(self) -> &'static [Package] {
         match self {
-            StreamName::Text5 | StreamName::Text15 => &TEXT,
+            StreamName::Text5 => &TEXT5,
+            StreamName::Text15 => &TEXT15,
             StreamName::Vision6 => &VISION,
             StreamName::Synthetic => &[],
         }

