@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use cl_core::backbone::Backbone;
-use cl_core::model::PeftClassifier;
+use cl_core::model::TaskModel;
 use cl_core::peft::{MergeStrategy, ParamTensor, TaskVector, merge_task_vectors};
 use cl_core::{ClError, Result};
 
@@ -62,14 +62,14 @@ fn delta_w<B: Backend>(state: &TaskVector<B>, layer: &str, scaling: f64) -> Resu
 }
 
 /// The per-task weight updates `ΔW_t` keyed by layer path, flattened.
-pub fn delta_w_vectors<B: Backend, M: Backbone<B>>(
-    template: &PeftClassifier<B, M>,
+pub fn delta_w_vectors<B: Backend, M: TaskModel<B>>(
+    template: &M,
     init: &TaskVector<B>,
     vectors: &[TaskVector<B>],
     init_from: InitFrom,
 ) -> Result<Vec<TaskVector<B>>> {
     let layers: Vec<(String, f64, [usize; 2])> = template
-        .backbone
+        .backbone()
         .lora_layers()
         .into_iter()
         .filter_map(|(path, l)| l.adapters.first().map(|a| (path, a.scaling, l.dims())))
@@ -96,8 +96,8 @@ pub fn delta_w_vectors<B: Backend, M: Backbone<B>>(
 /// The task vectors at the merge level: `τ_t` themselves ([`MergeLevel::Factors`]) or the
 /// per-layer `ΔW_t` ([`MergeLevel::DeltaW`]). They do not depend on λ, so a search over λ
 /// computes them once and calls [`combine`] per candidate.
-pub fn level_vectors<B: Backend, M: Backbone<B>>(
-    template: &PeftClassifier<B, M>,
+pub fn level_vectors<B: Backend, M: TaskModel<B>>(
+    template: &M,
     init: &TaskVector<B>,
     vectors: &[TaskVector<B>],
     init_from: InitFrom,
@@ -110,14 +110,14 @@ pub fn level_vectors<B: Backend, M: Backbone<B>>(
 }
 
 /// Merges [`level_vectors`] with weights `weights` and applies the result to `template`.
-pub fn combine<B: Backend, M: Backbone<B>>(
-    template: PeftClassifier<B, M>,
+pub fn combine<B: Backend, M: TaskModel<B>>(
+    template: M,
     init: &TaskVector<B>,
     level_vectors: &[TaskVector<B>],
     weights: &[f64],
     level: MergeLevel,
     strategy: &MergeStrategy,
-) -> Result<PeftClassifier<B, M>> {
+) -> Result<M> {
     let merged = merge_task_vectors(level_vectors, weights, strategy)?;
     match level {
         MergeLevel::Factors => init.add(&merged)?.assign(template),
@@ -126,25 +126,25 @@ pub fn combine<B: Backend, M: Backbone<B>>(
 }
 
 /// The merged classifier (see the module docs). `weights` has one λ per task vector.
-pub fn merged_classifier<B: Backend, M: Backbone<B>>(
-    template: PeftClassifier<B, M>,
+pub fn merged_classifier<B: Backend, M: TaskModel<B>>(
+    template: M,
     init: &TaskVector<B>,
     vectors: &[TaskVector<B>],
     init_from: InitFrom,
     weights: &[f64],
     level: MergeLevel,
     strategy: &MergeStrategy,
-) -> Result<PeftClassifier<B, M>> {
+) -> Result<M> {
     let at_level = level_vectors(&template, init, vectors, init_from, level)?;
     combine(template, init, &at_level, weights, level, strategy)
 }
 
 /// Adds each layer's merged `ΔW` to its frozen weight and removes the adapters.
-pub fn fold_into_weights<B: Backend, M: Backbone<B>>(
-    mut model: PeftClassifier<B, M>,
+pub fn fold_into_weights<B: Backend, M: TaskModel<B>>(
+    mut model: M,
     deltas: &TaskVector<B>,
-) -> Result<PeftClassifier<B, M>> {
-    for (path, layer) in model.backbone.lora_layers_mut() {
+) -> Result<M> {
+    for (path, layer) in model.backbone_mut().lora_layers_mut() {
         let Some(d) = deltas.entries().get(&path) else {
             continue;
         };

@@ -8,7 +8,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 use cl_core::backbone::{ADAPTER_PARAMS, Backbone, TrainableBackbone, add_lora};
 use cl_core::learner::Learner;
-use cl_core::model::{PeftClassifier, argmax_host, cross_entropy, label_space_mask};
+use cl_core::model::{PeftClassifier, TaskModel, TrainableModel, argmax_host, label_space_mask};
 use cl_core::peft::peft_format::export_peft_lora;
 use cl_core::peft::{ParamFilter, TaskVector, param_paths};
 use cl_core::stream::{Example, Scenario, TaskId, TaskInfo, mix_seed};
@@ -19,10 +19,10 @@ use crate::merge::{combine, level_vectors, module_states};
 use crate::store::{self, Manifest, StoredTask};
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
-type InnerModel<B, M> = PeftClassifier<Inner<B>, <M as AutodiffModule<B>>::InnerModule>;
+type InnerModel<B, M> = <M as AutodiffModule<B>>::InnerModule;
 
 /// Parameter isolation then combination (see the crate docs).
-pub struct Arith<B: AutodiffBackend, M: TrainableBackbone<B>> {
+pub struct Arith<B: AutodiffBackend, M: TrainableModel<B>> {
     cfg: ArithConfig,
     /// The training model (frozen backbone with one adapter per targeted layer, and the head),
     /// its optimiser and the tasks begun so far.
@@ -45,24 +45,40 @@ pub struct Arith<B: AutodiffBackend, M: TrainableBackbone<B>> {
     merged: Option<InnerModel<B, M>>,
 }
 
+impl<B, Bb> Arith<B, PeftClassifier<B, Bb>>
+where
+    B: AutodiffBackend,
+    Bb: TrainableBackbone<B>,
+{
+    /// cl-arith over `backbone` with a fresh head of `num_classes` classes
+    /// ([`PeftClassifier::for_run`]).
+    pub fn new(cfg: ArithConfig, backbone: Bb, num_classes: usize, seed: u64) -> Result<Self> {
+        Self::from_model(
+            cfg,
+            PeftClassifier::for_run(backbone, num_classes, seed),
+            seed,
+        )
+    }
+}
+
 impl<B, M> Arith<B, M>
 where
     B: AutodiffBackend,
-    M: TrainableBackbone<B>,
+    M: TrainableModel<B>,
 {
-    /// cl-arith over `backbone` with a fresh head of `num_classes` classes.
-    pub fn new(cfg: ArithConfig, backbone: M, num_classes: usize, seed: u64) -> Result<Self> {
+    /// cl-arith training `model` (a classifier or a causal LM).
+    pub fn from_model(cfg: ArithConfig, model: M, seed: u64) -> Result<Self> {
         cfg.validate()?;
-        let mut learner = Learner::new(backbone, num_classes, cfg.optimizer.clone(), seed);
+        let mut learner = Learner::new(model, cfg.optimizer.clone(), seed);
         let model = &mut learner.model;
         let filter = match cfg.module {
             ModuleKind::Lora => {
-                add_lora(&mut model.backbone, &cfg.lora, mix_seed(seed, &[1]))?;
+                add_lora(model.backbone_mut(), &cfg.lora, mix_seed(seed, &[1]))?;
                 ParamFilter::Lora
             }
             ModuleKind::Adapter => {
                 model
-                    .backbone
+                    .backbone_mut()
                     .add_adapters(&cfg.adapter, mix_seed(seed, &[1]))?;
                 ParamFilter::Patterns(vec![ADAPTER_PARAMS.into()])
             }
@@ -142,7 +158,7 @@ where
 
     /// Mean accuracy over the finished tasks' kept validation rows (no task id unless the
     /// scenario gives one, as at test time).
-    fn validation_accuracy(&self, model: &InnerModel<B, M>) -> Option<f64> {
+    fn validation_accuracy(&self, model: &InnerModel<B, M>) -> Result<Option<f64>> {
         let mut scores = Vec::new();
         for task in &self.learner.tasks()[..self.vectors.len()] {
             let Some(rows) = self.valid.get(&task.id).filter(|r| !r.is_empty()) else {
@@ -151,7 +167,7 @@ where
             let mut correct = 0;
             for chunk in rows.chunks(64) {
                 let inputs: Vec<&M::Input> = chunk.iter().map(|e| &e.input).collect();
-                let mut logits = model.forward(&inputs);
+                let mut logits = model.class_scores(&inputs)?;
                 if task.scenario == Scenario::TaskIncremental {
                     let allowed = vec![task.classes.as_slice(); chunk.len()];
                     let [_, cols] = logits.dims();
@@ -166,7 +182,7 @@ where
             }
             scores.push(correct as f64 / rows.len() as f64);
         }
-        (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64)
+        Ok((!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64))
     }
 
     /// λ_t for the finished tasks, per the configuration, and the merged model they give.
@@ -216,7 +232,7 @@ where
                         best: &mut Option<(f64, Vec<f64>, InnerModel<B, M>)>|
          -> Result<()> {
             let model = self.combine(&template, &at_level, &weights)?;
-            let score = self.validation_accuracy(&model).ok_or_else(no_valid)?;
+            let score = self.validation_accuracy(&model)?.ok_or_else(no_valid)?;
             if best.as_ref().is_none_or(|(s, _, _)| score > *s) {
                 *best = Some((score, weights, model));
             }
@@ -261,7 +277,7 @@ where
             .pop()
             .expect("task t is finished");
         let model = after.assign(self.learner.model.valid())?;
-        export_peft_lora(&model.backbone, 0, base_model, dir)
+        export_peft_lora(model.backbone(), 0, base_model, dir)
     }
 
     fn manifest(&self) -> Manifest {
@@ -292,7 +308,7 @@ where
 impl<B, M> Method<B> for Arith<B, M>
 where
     B: AutodiffBackend,
-    M: TrainableBackbone<B>,
+    M: TrainableModel<B>,
 {
     type Input = M::Input;
 
@@ -323,8 +339,7 @@ where
         let labels: Vec<usize> = batch.iter().map(|e| e.label).collect();
         // Isolation: the loss sees only this task's classes, so only its head columns learn.
         let allowed = vec![task.classes.as_slice(); batch.len()];
-        let logits = self.learner.model.forward(&inputs);
-        let loss = cross_entropy(logits, &labels, Some(&allowed));
+        let loss = self.learner.model.loss(&inputs, &labels, Some(&allowed))?;
         Ok(StepStats {
             loss: self.learner.step(loss),
         })
@@ -367,10 +382,21 @@ where
     }
 
     fn predict(&self, inputs: &[&M::Input], _ctx: &EvalContext) -> Result<Tensor<Inner<B>, 2>> {
-        Ok(match &self.merged {
-            Some(model) => model.forward(inputs),
+        match &self.merged {
+            Some(model) => model.class_scores(inputs),
             None => self.learner.predict(inputs),
-        })
+        }
+    }
+
+    fn predict_with_greedy(
+        &self,
+        inputs: &[&M::Input],
+        _ctx: &EvalContext,
+    ) -> Result<cl_core::model::ScoresAndGreedy<Inner<B>>> {
+        match &self.merged {
+            Some(model) => model.class_scores_with_greedy(inputs),
+            None => self.learner.predict_with_greedy(inputs),
+        }
     }
 
     fn backbone_params(&self) -> TaskVector<Inner<B>> {
@@ -411,8 +437,7 @@ where
 
     fn load_checkpoint(&mut self, dir: &Path, finished: &[TaskInfo]) -> Result<()> {
         self.learner.load(dir, finished)?;
-        let inner_device =
-            <M::InnerModule as Backbone<Inner<B>>>::device(&self.learner.model.backbone.valid());
+        let inner_device = Backbone::device(self.learner.model.valid().backbone());
         let (manifest, init, vectors) =
             store::load::<Inner<B>>(&dir.join("task_vectors"), &inner_device)?;
         if vectors.len() != finished.len() {

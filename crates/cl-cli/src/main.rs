@@ -16,6 +16,7 @@ mod backend;
 mod export;
 mod fetch;
 mod generate;
+mod prompts;
 mod registry;
 mod report;
 mod run;

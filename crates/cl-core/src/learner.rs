@@ -1,6 +1,7 @@
-//! What every LoRA-family method shares, written once: a [`PeftClassifier`] over a frozen
-//! backbone, its per-task optimiser and schedule, the tasks begun so far, the step counter that
-//! seeds a step's random draws, the cross-entropy step, prediction and the model's checkpoint.
+//! What every LoRA-family method shares, written once: the model ([`TaskModel`]: a classifier
+//! or a causal LM over a frozen backbone), its per-task optimiser and schedule, the tasks begun
+//! so far, the step counter that seeds a step's random draws, the loss step, prediction and the
+//! model's checkpoint.
 //!
 //! A method crate (the baselines, cl-ilora, cl-rkif, cl-arith) holds a [`Learner`] and adds only
 //! its algorithm: which adapters a task gets, which examples a step sees, what the loss adds,
@@ -8,34 +9,30 @@
 
 use std::path::Path;
 
-use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::backbone::TrainableBackbone;
+use crate::backbone::Backbone;
 use crate::checkpoint::{load_module, save_module};
 use crate::error::Result;
-use crate::model::{PeftClassifier, allowed_classes, cross_entropy};
+use crate::model::{ScoresAndGreedy, TaskModel, TrainableModel, allowed_classes};
 use crate::optim::{OptimizerConfig, TaskOptimizer};
 use crate::peft::{ParamFilter, TaskVector};
 use crate::stream::{Example, TaskId, TaskInfo, mix_seed};
-
-/// The seed stream of a learner's head (`mix_seed(seed, [HEAD_SEED])`).
-const HEAD_SEED: u64 = 0;
 
 /// The [`Learner::step_rng`] stream of the replay draws, shared by every replaying method, so
 /// that the same seed draws the same replay examples at the same step in each of them.
 pub const REPLAY_DRAWS: u64 = 2;
 
-/// A classifier trained task by task with AdamW (see the module docs).
-pub struct Learner<B: AutodiffBackend, M: TrainableBackbone<B>> {
-    /// Backbone (frozen, with the method's adapters) and head `[feature_dim, num_classes]`.
-    pub model: PeftClassifier<B, M>,
+/// A model trained task by task with AdamW (see the module docs).
+pub struct Learner<B: AutodiffBackend, M: TrainableModel<B>> {
+    /// The frozen backbone with the method's adapters, and its read-out.
+    pub model: M,
     optimizer: OptimizerConfig,
-    optim: TaskOptimizer<B, PeftClassifier<B, M>>,
+    optim: TaskOptimizer<B, M>,
     /// Steps the current task was planned with (the schedule's length).
     planned_steps: usize,
     /// Tasks begun so far, in order (task `t` at index `t`; the last is the current one).
@@ -48,12 +45,11 @@ pub struct Learner<B: AutodiffBackend, M: TrainableBackbone<B>> {
 impl<B, M> Learner<B, M>
 where
     B: AutodiffBackend,
-    M: TrainableBackbone<B>,
+    M: TrainableModel<B>,
 {
-    /// A learner over `backbone` with a fresh head of `num_classes` classes drawn from
-    /// `mix_seed(seed, [0])`, trained with `optimizer` (a fresh AdamW and schedule per task).
-    pub fn new(backbone: M, num_classes: usize, optimizer: OptimizerConfig, seed: u64) -> Self {
-        let model = PeftClassifier::new(backbone, num_classes, mix_seed(seed, &[HEAD_SEED]));
+    /// A learner of `model` (for a classifier, [`crate::model::PeftClassifier::for_run`]),
+    /// trained with `optimizer` (a fresh AdamW and schedule per task), its draws seeded by `seed`.
+    pub fn new(model: M, optimizer: OptimizerConfig, seed: u64) -> Self {
         Self {
             optim: optimizer.for_task(0),
             optimizer,
@@ -107,13 +103,14 @@ where
         ))
     }
 
-    /// Mean cross-entropy of the model on `examples` (`[1]`, with autodiff), each example's
-    /// softmax restricted to its task's classes in the task-incremental scenario.
-    pub fn loss(&self, examples: &[Example<M::Input>]) -> Tensor<B, 1> {
+    /// The model's mean loss on `examples` (`[1]`, with autodiff): the classifier's
+    /// cross-entropy, each example's softmax restricted to its task's classes in the
+    /// task-incremental scenario, or the causal LM's answer loss.
+    pub fn loss(&self, examples: &[Example<M::Input>]) -> Result<Tensor<B, 1>> {
         let inputs: Vec<&M::Input> = examples.iter().map(|e| &e.input).collect();
         let labels: Vec<usize> = examples.iter().map(|e| e.label).collect();
         let allowed = allowed_classes(&self.tasks, examples);
-        cross_entropy(self.model.forward(&inputs), &labels, allowed.as_deref())
+        self.model.loss(&inputs, &labels, allowed.as_deref())
     }
 
     /// The loss's value and, when it is finite, the gradients of the model's trainable
@@ -151,19 +148,27 @@ where
         value
     }
 
-    /// Logits `[batch, num_classes]` of the current model, without autodiff.
-    pub fn predict(&self, inputs: &[&M::Input]) -> Tensor<B::InnerBackend, 2> {
-        self.model.valid().forward(inputs)
+    /// Class scores `[batch, num_classes]` of the current model, without autodiff.
+    pub fn predict(&self, inputs: &[&M::Input]) -> Result<Tensor<B::InnerBackend, 2>> {
+        self.model.valid().class_scores(inputs)
+    }
+
+    /// [`Learner::predict`] with the greedy answers where the model generates.
+    pub fn predict_with_greedy(
+        &self,
+        inputs: &[&M::Input],
+    ) -> Result<ScoresAndGreedy<B::InnerBackend>> {
+        self.model.valid().class_scores_with_greedy(inputs)
     }
 
     /// The backbone's frozen pre-trained parameters by path ([`crate::Method::backbone_params`]).
     pub fn backbone_params(&self) -> TaskVector<B::InnerBackend> {
-        TaskVector::snapshot(&self.model.backbone.valid(), &ParamFilter::Pretrained)
+        TaskVector::snapshot(self.model.valid().backbone(), &ParamFilter::Pretrained)
     }
 
     /// The device the model lives on.
     pub fn device(&self) -> B::Device {
-        self.model.backbone.device()
+        self.model.backbone().device()
     }
 
     /// Writes the model to `dir/model.bin`.
@@ -186,9 +191,11 @@ mod tests {
     use super::*;
     use crate::backbone::add_lora;
     use crate::backbone::mlp::{MlpBackbone, MlpBackboneConfig};
+    use crate::model::PeftClassifier;
     use crate::peft::LoraConfig;
     use crate::stream::Scenario;
     use burn::backend::{Autodiff, NdArray};
+    use burn::module::AutodiffModule;
 
     type B = Autodiff<NdArray>;
 
@@ -203,7 +210,7 @@ mod tests {
         }
     }
 
-    fn learner() -> Learner<B, MlpBackbone<B>> {
+    fn learner() -> Learner<B, PeftClassifier<B, MlpBackbone<B>>> {
         let device = Default::default();
         let mut backbone = MlpBackboneConfig {
             input_dim: 4,
@@ -217,7 +224,11 @@ mod tests {
             ..LoraConfig::default()
         };
         add_lora(&mut backbone, &lora, 1).unwrap();
-        Learner::new(backbone, 4, OptimizerConfig::default(), 3)
+        Learner::new(
+            PeftClassifier::for_run(backbone, 4, 3),
+            OptimizerConfig::default(),
+            3,
+        )
     }
 
     fn examples(task: usize) -> Vec<Example<Vec<f32>>> {
@@ -236,11 +247,11 @@ mod tests {
         l.plan_steps(10);
         l.begin_task(&task(0));
         let data = examples(0);
-        let first = l.step(l.loss(&data));
+        let first = l.step(l.loss(&data).unwrap());
         for _ in 0..8 {
-            l.step(l.loss(&data));
+            l.step(l.loss(&data).unwrap());
         }
-        let after: f64 = l.loss(&data).into_scalar().elem();
+        let after: f64 = l.loss(&data).unwrap().into_scalar().elem();
         assert!(after < first, "loss {first} → {after}");
         assert_eq!(l.step_in_task(), 9);
         l.begin_task(&task(1));
@@ -252,7 +263,7 @@ mod tests {
         let mut l = learner();
         l.begin_task(&task(0));
         let before = TaskVector::snapshot(&l.model.valid(), &ParamFilter::Trainable);
-        let bad = l.loss(&examples(0)).mul_scalar(f64::NAN);
+        let bad = l.loss(&examples(0)).unwrap().mul_scalar(f64::NAN);
         assert!(l.step(bad).is_nan());
         let after = TaskVector::snapshot(&l.model.valid(), &ParamFilter::Trainable);
         assert_eq!(after.sub(&before).unwrap().l2_norm(), 0.0);
@@ -267,7 +278,7 @@ mod tests {
         let a: u64 = l.step_rng(2).random();
         assert_eq!(a, l.step_rng(2).random::<u64>());
         assert_ne!(a, l.step_rng(4).random::<u64>());
-        l.step(l.loss(&examples(0)));
+        l.step(l.loss(&examples(0)).unwrap());
         assert_ne!(a, l.step_rng(2).random::<u64>());
     }
 
@@ -276,13 +287,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut l = learner();
         l.begin_task(&task(0));
-        l.step(l.loss(&examples(0)));
+        l.step(l.loss(&examples(0)).unwrap());
         l.save(dir.path()).unwrap();
         let mut fresh = learner();
         fresh.load(dir.path(), &[task(0)]).unwrap();
         let data = examples(0);
         let refs: Vec<&Vec<f32>> = data.iter().map(|e| &e.input).collect();
-        let (a, b) = (l.predict(&refs), fresh.predict(&refs));
+        let (a, b) = (l.predict(&refs).unwrap(), fresh.predict(&refs).unwrap());
         assert_eq!(a.into_data(), b.into_data());
         assert_eq!(fresh.tasks().len(), 1);
         let missing = tempfile::tempdir().unwrap();

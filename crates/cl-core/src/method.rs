@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::metrics::Protocol;
+use crate::model::ScoresAndGreedy;
 use crate::peft::TaskVector;
 use crate::stream::{Example, Scenario, TaskId, TaskInfo};
 
@@ -112,6 +113,17 @@ pub trait Method<B: AutodiffBackend> {
         inputs: &[&Self::Input],
         ctx: &EvalContext,
     ) -> Result<Tensor<B::InnerBackend, 2>>;
+
+    /// [`Method::predict`] and, where the method's model generates its answers (the causal
+    /// LM), the class of each input's greedy answer (`None` where it is no class's answer): the
+    /// exact-match metric. The default generates nothing.
+    fn predict_with_greedy(
+        &self,
+        inputs: &[&Self::Input],
+        ctx: &EvalContext,
+    ) -> Result<ScoresAndGreedy<B::InnerBackend>> {
+        Ok((self.predict(inputs, ctx)?, None))
+    }
 
     /// The frozen pre-trained parameters of the backbone (everything the method must never change),
     /// by path. The conformance suite checks they are bit-identical before and after a run.

@@ -1,16 +1,133 @@
-//! A classifier over a PEFT backbone: pooled features → linear head over the stream's classes,
-//! plus the loss and label-space masking every method shares.
+//! The model a method trains, behind one seam: [`TaskModel`]. A method computes its loss, its
+//! class scores, the hidden states of its consistency losses and its parameter sets through this
+//! trait, never knowing whether it trains a classifier or a language model. Two implementations:
+//!
+//! - [`PeftClassifier`]: a PEFT backbone's pooled features → a linear head over the stream's
+//!   classes; cross-entropy on the class logits.
+//! - [`CausalLm`]: a decoder that answers each prompt with its class's label word; the loss is the
+//!   causal LM loss on the answer tokens only, and the class scores are the answers'
+//!   log-likelihoods (rank classification).
+//!
+//! Also here: the loss and label-space masking every classifier method shares.
 
-use burn::module::Module;
+mod causal_lm;
+
+use burn::module::{AutodiffModule, Module, ModuleDisplay};
 use burn::nn::Linear;
 use burn::tensor::activation::log_softmax;
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::backbone::Backbone;
 use crate::backbone::mlp::seeded_linear;
+use crate::error::Result;
 use crate::peft::param_paths;
-use crate::stream::{Example, Scenario, TaskInfo};
+use crate::stream::{Example, Scenario, TaskInfo, mix_seed};
+
+pub use causal_lm::{CausalLm, Verbalizer, rank_classification, rank_classification_with_greedy};
+
+/// The seed stream of a run's classification head (`mix_seed(seed, [HEAD_SEED])`).
+pub const HEAD_SEED: u64 = 0;
+
+/// Class scores `[batch, classes]` and, where the model generates, each input's greedy answer
+/// as a class (see [`TaskModel::class_scores_with_greedy`]).
+pub type ScoresAndGreedy<B> = (Tensor<B, 2>, Option<Vec<Option<usize>>>);
+
+/// A training batch's losses and the hidden states they were computed from (one forward pass).
+#[derive(Debug, Clone)]
+pub struct TrainForward<B: Backend> {
+    /// Each example's loss, `[batch]`.
+    pub losses: Tensor<B, 1>,
+    /// The hidden states the call selected, each `[batch, positions, width]` (positions: the
+    /// tokens the loss saw; 1 for a pooled vector).
+    pub states: Vec<Tensor<B, 3>>,
+    /// `[batch, positions]`: 1 at real positions, 0 at padding.
+    pub mask: Tensor<B, 2>,
+}
+
+/// What a continual-learning method trains: a frozen backbone with its adapters, read out as
+/// scores over the stream's classes. See the module docs.
+pub trait TaskModel<B: Backend>: Module<B> + ModuleDisplay {
+    /// One example's host-side input (the backbone's).
+    type Input: Clone + Send + Sync + std::fmt::Debug + 'static;
+    /// The backbone whose LoRA layers the method adapts.
+    type Backbone: Backbone<B, Input = Self::Input>;
+
+    /// The backbone (its LoRA layers, its frozen weights).
+    fn backbone(&self) -> &Self::Backbone;
+
+    /// The backbone, mutably (adding, freezing and merging adapters).
+    fn backbone_mut(&mut self) -> &mut Self::Backbone;
+
+    /// Number of classes of the stream.
+    fn num_classes(&self) -> usize;
+
+    /// Scores over every class of the stream, `[batch, num_classes]`; the highest is the
+    /// prediction (logits for the classifier, log-likelihoods for the language model).
+    fn class_scores(&self, inputs: &[&Self::Input]) -> Result<Tensor<B, 2>>;
+
+    /// [`TaskModel::class_scores`] and, for a model that generates its answers, the class whose
+    /// answer greedy decoding produces for each input (`None` where it produces no class's
+    /// answer): exact match of the greedy answer. The default has no generation.
+    fn class_scores_with_greedy(&self, inputs: &[&Self::Input]) -> Result<ScoresAndGreedy<B>> {
+        Ok((self.class_scores(inputs)?, None))
+    }
+
+    /// The mean training loss of a batch, `[1]`. `allowed` restricts each example's label space
+    /// (task-incremental training) where the model has one.
+    fn loss(
+        &self,
+        inputs: &[&Self::Input],
+        labels: &[usize],
+        allowed: Option<&[&[usize]]>,
+    ) -> Result<Tensor<B, 1>>;
+
+    /// Each example's loss and the hidden states `layers` selects
+    /// (indices below [`Backbone::num_layer_states`]), in one forward pass.
+    fn train_forward(
+        &self,
+        inputs: &[&Self::Input],
+        labels: &[usize],
+        allowed: Option<&[&[usize]]>,
+        layers: &[usize],
+    ) -> Result<TrainForward<B>>;
+
+    /// Parameter counts: `(trainable, stored)`: the elements that require gradients now, and
+    /// those of every LoRA factor and of the head (what a PEFT method keeps beyond the backbone).
+    fn lora_param_counts(&self) -> (usize, usize) {
+        let mut trainable = 0;
+        let mut stored = 0;
+        for (path, dims, grad) in param_paths::<B, _>(self) {
+            let n: usize = dims.iter().product();
+            if grad {
+                trainable += n;
+            }
+            if path.contains(".lora_") || path.starts_with("head.") {
+                stored += n;
+            }
+        }
+        (trainable, stored)
+    }
+}
+
+/// A model trained under autodiff and evaluated on the inner backend with the same inputs: what
+/// every method's [`crate::learner::Learner`] holds. Implemented for every such model.
+pub trait TrainableModel<B: AutodiffBackend>:
+    TaskModel<B>
+    + AutodiffModule<
+        B,
+        InnerModule: TaskModel<B::InnerBackend, Input = <Self as TaskModel<B>>::Input>,
+    >
+{
+}
+
+impl<B, M> TrainableModel<B> for M
+where
+    B: AutodiffBackend,
+    M: TaskModel<B> + AutodiffModule<B>,
+    M::InnerModule: TaskModel<B::InnerBackend, Input = M::Input>,
+{
+}
 
 /// Backbone + classification head.
 #[derive(Module, Debug)]
@@ -29,6 +146,12 @@ impl<B: Backend, M: Backbone<B>> PeftClassifier<B, M> {
         Self { backbone, head }
     }
 
+    /// The classifier a run with seed `seed` starts from: its head drawn from
+    /// `mix_seed(seed, [HEAD_SEED])`.
+    pub fn for_run(backbone: M, num_classes: usize, seed: u64) -> Self {
+        Self::new(backbone, num_classes, mix_seed(seed, &[HEAD_SEED]))
+    }
+
     /// Logits over every class of the stream: `[batch, num_classes]`.
     pub fn forward(&self, inputs: &[&M::Input]) -> Tensor<B, 2> {
         self.head.forward(self.backbone.features(inputs))
@@ -40,22 +163,50 @@ impl<B: Backend, M: Backbone<B>> PeftClassifier<B, M> {
     }
 }
 
-impl<B: Backend, M: Backbone<B>> PeftClassifier<B, M> {
-    /// Parameter counts: `(trainable, adapters_and_head)`: the elements that require gradients
-    /// now, and those of every LoRA factor and of the head (what a PEFT method stores).
-    pub fn lora_param_counts(&self) -> (usize, usize) {
-        let mut trainable = 0;
-        let mut stored = 0;
-        for (path, dims, grad) in param_paths::<B, _>(self) {
-            let n: usize = dims.iter().product();
-            if grad {
-                trainable += n;
-            }
-            if path.contains(".lora_") || path.starts_with("head.") {
-                stored += n;
-            }
-        }
-        (trainable, stored)
+impl<B: Backend, M: Backbone<B>> TaskModel<B> for PeftClassifier<B, M> {
+    type Input = M::Input;
+    type Backbone = M;
+
+    fn backbone(&self) -> &M {
+        &self.backbone
+    }
+
+    fn backbone_mut(&mut self) -> &mut M {
+        &mut self.backbone
+    }
+
+    fn num_classes(&self) -> usize {
+        PeftClassifier::num_classes(self)
+    }
+
+    fn class_scores(&self, inputs: &[&M::Input]) -> Result<Tensor<B, 2>> {
+        Ok(self.forward(inputs))
+    }
+
+    /// Cross-entropy of the head's logits ([`cross_entropy`]).
+    fn loss(
+        &self,
+        inputs: &[&M::Input],
+        labels: &[usize],
+        allowed: Option<&[&[usize]]>,
+    ) -> Result<Tensor<B, 1>> {
+        Ok(cross_entropy(self.forward(inputs), labels, allowed))
+    }
+
+    fn train_forward(
+        &self,
+        inputs: &[&M::Input],
+        labels: &[usize],
+        allowed: Option<&[&[usize]]>,
+        layers: &[usize],
+    ) -> Result<TrainForward<B>> {
+        let states = self.backbone.layer_states(inputs, layers);
+        let logits = self.head.forward(states.features);
+        Ok(TrainForward {
+            losses: example_cross_entropy(logits, labels, allowed),
+            states: states.layers,
+            mask: states.mask,
+        })
     }
 }
 
@@ -106,6 +257,15 @@ pub fn cross_entropy<B: Backend>(
     labels: &[usize],
     allowed: Option<&[&[usize]]>,
 ) -> Tensor<B, 1> {
+    example_cross_entropy(logits, labels, allowed).mean()
+}
+
+/// Each example's cross-entropy, `[batch]` (see [`cross_entropy`]).
+pub fn example_cross_entropy<B: Backend>(
+    logits: Tensor<B, 2>,
+    labels: &[usize],
+    allowed: Option<&[&[usize]]>,
+) -> Tensor<B, 1> {
     let device = logits.device();
     let [batch, num_classes] = logits.dims();
     let logits = match allowed {
@@ -113,7 +273,10 @@ pub fn cross_entropy<B: Backend>(
         None => logits,
     };
     let targets = label_tensor::<B>(labels, &device).reshape([batch, 1]);
-    log_softmax(logits, 1).gather(1, targets).mean().neg()
+    log_softmax(logits, 1)
+        .gather(1, targets)
+        .reshape([batch])
+        .neg()
 }
 
 /// Row-wise argmax of `logits: [batch, C]`, as host indices.

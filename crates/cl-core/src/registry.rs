@@ -18,6 +18,7 @@ use crate::backbone::{BertEncoder, Image, MlpBackbone, MobileNetV2, TokenIds, Tr
 use crate::error::{ClError, Result};
 use crate::method::{EvalContext, Method, ParamCounts, StepStats};
 use crate::metrics::Protocol;
+use crate::model::{CausalLm, PeftClassifier, TrainableModel};
 use crate::optim::OptimizerConfig;
 use crate::peft::{LoraConfig, TaskVector};
 use crate::stream::{Example, Scenario, TaskInfo};
@@ -32,14 +33,18 @@ pub enum BackboneKind {
     MobileNetV2,
     /// A small seeded MLP for smoke tests (LoRA on every layer).
     SyntheticMlp,
+    /// SmolLM2-135M-Instruct, a Llama decoder trained as a causal LM that answers each prompt
+    /// with its class's label word (LoRA on its projections).
+    Smollm2,
 }
 
 impl BackboneKind {
     /// Every backbone kind.
-    pub const ALL: [BackboneKind; 3] = [
+    pub const ALL: [BackboneKind; 4] = [
         BackboneKind::MiniLm,
         BackboneKind::MobileNetV2,
         BackboneKind::SyntheticMlp,
+        BackboneKind::Smollm2,
     ];
 
     /// The name used in listings and errors.
@@ -48,6 +53,7 @@ impl BackboneKind {
             BackboneKind::MiniLm => "minilm",
             BackboneKind::MobileNetV2 => "mobilenet-v2",
             BackboneKind::SyntheticMlp => "synthetic-mlp",
+            BackboneKind::Smollm2 => "smollm2",
         }
     }
 }
@@ -71,7 +77,11 @@ pub struct MethodInfo {
 pub const BOTH_SCENARIOS: &[Scenario] = &[Scenario::ClassIncremental, Scenario::TaskIncremental];
 
 /// The backbones with LoRA layers.
-pub const LORA_BACKBONES: &[BackboneKind] = &[BackboneKind::MiniLm, BackboneKind::SyntheticMlp];
+pub const LORA_BACKBONES: &[BackboneKind] = &[
+    BackboneKind::MiniLm,
+    BackboneKind::SyntheticMlp,
+    BackboneKind::Smollm2,
+];
 
 /// A backbone a binary loaded, for a method entry to build on (its variant is its
 /// [`BackboneKind`]). Made once per run and moved into the method, so the variants' sizes do
@@ -84,6 +94,8 @@ pub enum HostBackbone<B: AutodiffBackend> {
     MobileNetV2(MobileNetV2<B>),
     /// The synthetic MLP; inputs are feature vectors.
     SyntheticMlp(MlpBackbone<B>),
+    /// SmolLM2 with the stream's answers; inputs are prompt token ids.
+    Smollm2(CausalLm<B>),
 }
 
 impl<B: AutodiffBackend> HostBackbone<B> {
@@ -93,26 +105,57 @@ impl<B: AutodiffBackend> HostBackbone<B> {
             HostBackbone::MiniLm(_) => BackboneKind::MiniLm,
             HostBackbone::MobileNetV2(_) => BackboneKind::MobileNetV2,
             HostBackbone::SyntheticMlp(_) => BackboneKind::SyntheticMlp,
+            HostBackbone::Smollm2(_) => BackboneKind::Smollm2,
         }
     }
 
-    /// Builds a method of the LoRA family (anything generic over [`TrainableBackbone`]) on this
-    /// backbone.
-    pub fn build_with(self, builder: impl BuildOnBackbone<B>) -> Result<BuiltMethod<B>> {
+    /// Builds a method of the LoRA family (anything generic over [`TrainableModel`]) on the
+    /// model this backbone gives a run with seed `seed` over `classes` classes: a
+    /// [`PeftClassifier`] with a fresh head ([`PeftClassifier::for_run`]) on an encoder, the
+    /// [`CausalLm`] itself on a decoder (whose answers must cover `classes`).
+    pub fn build_with(
+        self,
+        classes: usize,
+        seed: u64,
+        builder: impl BuildOnBackbone<B>,
+    ) -> Result<BuiltMethod<B>> {
+        fn classifier<B: AutodiffBackend, M: TrainableBackbone<B>>(
+            backbone: M,
+            classes: usize,
+            seed: u64,
+        ) -> PeftClassifier<B, M> {
+            PeftClassifier::for_run(backbone, classes, seed)
+        }
         Ok(match self {
-            HostBackbone::MiniLm(b) => BuiltMethod::MiniLm(builder.build(b)?),
-            HostBackbone::MobileNetV2(b) => BuiltMethod::MobileNetV2(builder.build(b)?),
-            HostBackbone::SyntheticMlp(b) => BuiltMethod::SyntheticMlp(builder.build(b)?),
+            HostBackbone::MiniLm(b) => {
+                BuiltMethod::MiniLm(builder.build(classifier(b, classes, seed))?)
+            }
+            HostBackbone::MobileNetV2(b) => {
+                BuiltMethod::MobileNetV2(builder.build(classifier(b, classes, seed))?)
+            }
+            HostBackbone::SyntheticMlp(b) => {
+                BuiltMethod::SyntheticMlp(builder.build(classifier(b, classes, seed))?)
+            }
+            HostBackbone::Smollm2(lm) => {
+                let answers = lm.verbalizer.answers.len();
+                if answers != classes {
+                    return Err(ClError::config(
+                        "verbalizer",
+                        format!("has {answers} answers for a stream of {classes} classes"),
+                    ));
+                }
+                BuiltMethod::Smollm2(builder.build(lm)?)
+            }
         })
     }
 }
 
-/// A method for [`HostBackbone::build_with`]: how to build it on any trainable backbone.
+/// A method for [`HostBackbone::build_with`]: how to build it on any trainable model.
 pub trait BuildOnBackbone<B: AutodiffBackend> {
-    /// The method on `backbone`, boxed.
-    fn build<M>(self, backbone: M) -> Result<BoxedMethod<B, M::Input>>
+    /// The method training `model`, boxed.
+    fn build<M>(self, model: M) -> Result<BoxedMethod<B, M::Input>>
     where
-        M: TrainableBackbone<B> + 'static,
+        M: TrainableModel<B> + 'static,
         M::Input: Serialize + DeserializeOwned;
 }
 
@@ -127,6 +170,8 @@ pub enum BuiltMethod<B: AutodiffBackend> {
     MobileNetV2(BoxedMethod<B, Image>),
     /// On the synthetic MLP.
     SyntheticMlp(BoxedMethod<B, Vec<f32>>),
+    /// On SmolLM2 (prompt token ids).
+    Smollm2(BoxedMethod<B, TokenIds>),
 }
 
 /// The configuration used without `--config`, on a backbone, as JSON.
@@ -197,10 +242,10 @@ pub trait LoraMethodConfig<B: AutodiffBackend>:
     fn defaults(backbone: BackboneKind) -> Self;
     /// Checks every field; errors name it.
     fn check(&self) -> Result<()>;
-    /// The method on `backbone`, with a fresh head of `classes` classes, seeded by `seed`.
-    fn build<M>(self, backbone: M, classes: usize, seed: u64) -> Result<BoxedMethod<B, M::Input>>
+    /// The method training `model`, seeded by `seed`.
+    fn build<M>(self, model: M, seed: u64) -> Result<BoxedMethod<B, M::Input>>
     where
-        M: TrainableBackbone<B> + 'static,
+        M: TrainableModel<B> + 'static,
         M::Input: Serialize + DeserializeOwned;
 }
 
@@ -213,16 +258,15 @@ pub fn lora_entry<B: AutodiffBackend, C: LoraMethodConfig<B>>(
 ) -> MethodEntry<B> {
     struct WithConfig<C> {
         cfg: C,
-        classes: usize,
         seed: u64,
     }
     impl<B: AutodiffBackend, C: LoraMethodConfig<B>> BuildOnBackbone<B> for WithConfig<C> {
-        fn build<M>(self, backbone: M) -> Result<BoxedMethod<B, M::Input>>
+        fn build<M>(self, model: M) -> Result<BoxedMethod<B, M::Input>>
         where
-            M: TrainableBackbone<B> + 'static,
+            M: TrainableModel<B> + 'static,
             M::Input: Serialize + DeserializeOwned,
         {
-            self.cfg.build(backbone, self.classes, self.seed)
+            self.cfg.build(model, self.seed)
         }
     }
     MethodEntry {
@@ -241,7 +285,7 @@ pub fn lora_entry<B: AutodiffBackend, C: LoraMethodConfig<B>>(
         }),
         build: Box::new(|config, backbone, classes, seed| {
             let cfg: C = config_from_json(config)?;
-            backbone.build_with(WithConfig { cfg, classes, seed })
+            backbone.build_with(classes, seed, WithConfig { cfg, seed })
         }),
     }
 }
@@ -260,9 +304,14 @@ pub fn config_to_json<T: Serialize>(config: &T) -> Value {
 }
 
 /// LoRA defaults per backbone: r = 4, α = 8 on every layer of the synthetic MLP; r = 8, α = 16
-/// on MiniLM's query and value (PEFT's usual choice).
+/// on MiniLM's query and value and on SmolLM2's `q_proj` and `v_proj` (PEFT's usual choice, and
+/// O-LoRA's on LLaMA).
 pub fn default_lora(backbone: BackboneKind) -> LoraConfig {
     match backbone {
+        BackboneKind::Smollm2 => LoraConfig {
+            targets: vec!["q_proj".into(), "v_proj".into()],
+            ..LoraConfig::default()
+        },
         BackboneKind::SyntheticMlp => LoraConfig {
             rank: 4,
             alpha: 8.0,
@@ -273,12 +322,14 @@ pub fn default_lora(backbone: BackboneKind) -> LoraConfig {
     }
 }
 
-/// AdamW lr 1e-2 on the synthetic MLP, 5e-3 on the real backbones (head included; the head
-/// starts from scratch at every run and has few steps in a quick run).
+/// AdamW lr 1e-2 on the synthetic MLP, 5e-3 on the real encoders (head included; the head
+/// starts from scratch at every run and has few steps in a quick run), 1e-3 on the decoder
+/// (O-LoRA's rate; no head to learn).
 pub fn default_optimizer(backbone: BackboneKind) -> OptimizerConfig {
     OptimizerConfig {
         lr: match backbone {
             BackboneKind::SyntheticMlp => 1e-2,
+            BackboneKind::Smollm2 => 1e-3,
             BackboneKind::MiniLm | BackboneKind::MobileNetV2 => 5e-3,
         },
         ..OptimizerConfig::default()
@@ -321,6 +372,13 @@ impl<B: AutodiffBackend, M: Method<B> + ?Sized> Method<B> for Box<M> {
     ) -> Result<burn::tensor::Tensor<B::InnerBackend, 2>> {
         (**self).predict(inputs, ctx)
     }
+    fn predict_with_greedy(
+        &self,
+        inputs: &[&Self::Input],
+        ctx: &EvalContext,
+    ) -> Result<crate::model::ScoresAndGreedy<B::InnerBackend>> {
+        (**self).predict_with_greedy(inputs, ctx)
+    }
     fn backbone_params(&self) -> TaskVector<B::InnerBackend> {
         (**self).backbone_params()
     }
@@ -345,7 +403,7 @@ impl<B: AutodiffBackend, M: Method<B> + ?Sized> Method<B> for Box<M> {
 /// [`lora_entry`] of `config`) and implements [`LoraMethodConfig`] for `config`, whose
 /// defaults are its `Default` with [`default_lora`] and [`default_optimizer`] for the backbone,
 /// then the optional `adjust` block (which may change `cfg` per `backbone`); `check` is the
-/// config's `validate()`, `build` its method's `new(cfg, backbone, classes, seed)`.
+/// config's `validate()`, `build` its method's `from_model(cfg, model, seed)`.
 ///
 /// ```ignore
 /// cl_core::lora_method! {
@@ -393,15 +451,14 @@ macro_rules! lora_method {
 
             fn build<M>(
                 self,
-                backbone: M,
-                classes: usize,
+                model: M,
                 seed: u64,
             ) -> $crate::Result<$crate::registry::BoxedMethod<B, M::Input>>
             where
-                M: $crate::backbone::TrainableBackbone<B> + 'static,
+                M: $crate::model::TrainableModel<B> + 'static,
                 M::Input: ::serde::Serialize + ::serde::de::DeserializeOwned,
             {
-                Ok(Box::new($method::new(self, backbone, classes, seed)?))
+                Ok(Box::new($method::from_model(self, model, seed)?))
             }
         }
     };

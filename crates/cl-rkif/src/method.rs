@@ -9,7 +9,7 @@ use cl_core::backbone::{TrainableBackbone, add_lora};
 use cl_core::checkpoint::{read_json, write_json};
 use cl_core::learner::Learner;
 use cl_core::method::{EvalContext, Method, ParamCounts, StepStats};
-use cl_core::model::PeftClassifier;
+use cl_core::model::{PeftClassifier, TrainableModel};
 use cl_core::peft::peft_format::{read_safetensors, write_safetensors};
 use cl_core::peft::{ParamFilter, TaskVector};
 use cl_core::stream::replay::{ReplayMemory, ReplayStore};
@@ -39,9 +39,9 @@ struct Counters {
 }
 
 /// Recurrent-KIF on a frozen backbone.
-pub struct Rkif<B: AutodiffBackend, M: TrainableBackbone<B>> {
+pub struct Rkif<B: AutodiffBackend, M: TrainableModel<B>> {
     cfg: RkifConfig,
-    /// The classifier, its optimiser (one per task over the inner steps) and the tasks begun.
+    /// The model, its optimiser (one per task over the inner steps) and the tasks begun.
     learner: Learner<B, M>,
     memory: ReplayStore<M::Input>,
     /// Inner-loop scores, reset at every cycle.
@@ -60,15 +60,31 @@ pub struct Rkif<B: AutodiffBackend, M: TrainableBackbone<B>> {
     last_shares: Option<MaskShares>,
 }
 
+impl<B, Bb> Rkif<B, PeftClassifier<B, Bb>>
+where
+    B: AutodiffBackend,
+    Bb: TrainableBackbone<B>,
+{
+    /// Recurrent-KIF over `backbone` with a fresh head of `num_classes` classes
+    /// ([`PeftClassifier::for_run`]).
+    pub fn new(cfg: RkifConfig, backbone: Bb, num_classes: usize, seed: u64) -> Result<Self> {
+        Self::from_model(
+            cfg,
+            PeftClassifier::for_run(backbone, num_classes, seed),
+            seed,
+        )
+    }
+}
+
 impl<B, M> Rkif<B, M>
 where
     B: AutodiffBackend,
-    M: TrainableBackbone<B>,
+    M: TrainableModel<B>,
 {
-    /// Recurrent-KIF over `backbone` with a fresh head of `num_classes` classes.
-    pub fn new(cfg: RkifConfig, backbone: M, num_classes: usize, seed: u64) -> Result<Self> {
+    /// Recurrent-KIF training `model` (a classifier or a causal LM).
+    pub fn from_model(cfg: RkifConfig, model: M, seed: u64) -> Result<Self> {
         cfg.validate()?;
-        let learner = Learner::new(backbone, num_classes, cfg.optimizer.clone(), seed);
+        let learner = Learner::new(model, cfg.optimizer.clone(), seed);
         Ok(Self {
             memory: cfg.replay.build(mix_seed(seed, &[3])),
             inner: Importance::new(cfg.beta1, cfg.beta2).variant(cfg.importance, cfg.smoothing),
@@ -83,8 +99,8 @@ where
         })
     }
 
-    /// The classifier.
-    pub fn model(&self) -> &PeftClassifier<B, M> {
+    /// The model.
+    pub fn model(&self) -> &M {
         &self.learner.model
     }
 
@@ -106,7 +122,7 @@ where
     /// The one LoRA every task trains (its `A` from `mix_seed(seed, [1, 0])`).
     fn add_lora(&mut self) -> Result<()> {
         let seed = mix_seed(self.learner.seed(), &[1, 0]);
-        add_lora(&mut self.learner.model.backbone, &self.cfg.lora, seed)?;
+        add_lora(self.learner.model.backbone_mut(), &self.cfg.lora, seed)?;
         Ok(())
     }
 
@@ -121,7 +137,7 @@ where
         examples: &[Example<M::Input>],
         outer: bool,
     ) -> Result<(f64, Option<PathTensors<Inner<B>>>)> {
-        let (value, grads) = self.learner.gradients(self.learner.loss(examples));
+        let (value, grads) = self.learner.gradients(self.learner.loss(examples)?);
         let Some(grads) = grads else {
             return Ok((value, None));
         };
@@ -188,7 +204,7 @@ where
 impl<B, M> Method<B> for Rkif<B, M>
 where
     B: AutodiffBackend,
-    M: TrainableBackbone<B>,
+    M: TrainableModel<B>,
     M::Input: Serialize + DeserializeOwned,
 {
     type Input = M::Input;
@@ -262,7 +278,15 @@ where
         inputs: &[&M::Input],
         _ctx: &EvalContext,
     ) -> Result<Tensor<B::InnerBackend, 2>> {
-        Ok(self.learner.predict(inputs))
+        self.learner.predict(inputs)
+    }
+
+    fn predict_with_greedy(
+        &self,
+        inputs: &[&M::Input],
+        _ctx: &EvalContext,
+    ) -> Result<cl_core::model::ScoresAndGreedy<B::InnerBackend>> {
+        self.learner.predict_with_greedy(inputs)
     }
 
     fn backbone_params(&self) -> TaskVector<B::InnerBackend> {

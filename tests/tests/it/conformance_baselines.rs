@@ -1,4 +1,5 @@
-//! Every baseline plugged into the shared conformance suite (one line each).
+//! Every baseline plugged into the shared conformance suite, on the classifier and on the
+//! causal language model (one line each).
 
 use cl_core::baselines::{Baseline, BaselineConfig, EwcConfig, LoraBaseline};
 
@@ -26,6 +27,9 @@ mod seq_lora {
         seed
     )
     .unwrap());
+    cl_core::conformance_suite!(causal_lm: |model, seed| {
+        LoraBaseline::from_model(Baseline::SeqLora, cfg(), model, seed).unwrap()
+    });
 }
 
 mod inc_lora {
@@ -38,6 +42,9 @@ mod inc_lora {
         seed
     )
     .unwrap());
+    cl_core::conformance_suite!(causal_lm: |model, seed| {
+        LoraBaseline::from_model(Baseline::IncLora, cfg(), model, seed).unwrap()
+    });
 }
 
 mod lora_replay {
@@ -50,6 +57,9 @@ mod lora_replay {
         seed
     )
     .unwrap());
+    cl_core::conformance_suite!(causal_lm: |model, seed| {
+        LoraBaseline::from_model(Baseline::LoraReplay, cfg(), model, seed).unwrap()
+    });
 }
 
 mod mtl {
@@ -57,6 +67,9 @@ mod mtl {
     cl_core::conformance_suite!(
         |bb, n, seed| LoraBaseline::new(Baseline::Mtl, cfg(), bb, n, seed).unwrap()
     );
+    cl_core::conformance_suite!(causal_lm: |model, seed| {
+        LoraBaseline::from_model(Baseline::Mtl, cfg(), model, seed).unwrap()
+    });
 }
 
 mod mtl_cumulative {
@@ -69,6 +82,9 @@ mod mtl_cumulative {
         seed
     )
     .unwrap());
+    cl_core::conformance_suite!(causal_lm: |model, seed| {
+        LoraBaseline::from_model(Baseline::MtlCumulative, cfg(), model, seed).unwrap()
+    });
 }
 
 mod ewc {
@@ -76,6 +92,9 @@ mod ewc {
     cl_core::conformance_suite!(
         |bb, n, seed| LoraBaseline::new(Baseline::Ewc, cfg(), bb, n, seed).unwrap()
     );
+    cl_core::conformance_suite!(causal_lm: |model, seed| {
+        LoraBaseline::from_model(Baseline::Ewc, cfg(), model, seed).unwrap()
+    });
 }
 
 mod olora {
@@ -88,4 +107,7 @@ mod olora {
         seed
     )
     .unwrap());
+    cl_core::conformance_suite!(causal_lm: |model, seed| {
+        LoraBaseline::from_model(Baseline::OLora, cfg(), model, seed).unwrap()
+    });
 }

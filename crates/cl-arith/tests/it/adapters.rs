@@ -96,7 +96,12 @@ fn cfg() -> ArithConfig {
     }
 }
 
-fn run_once(encoder: &BertEncoder<B>) -> (Arith<B, BertEncoder<B>>, RunReport) {
+fn run_once(
+    encoder: &BertEncoder<B>,
+) -> (
+    Arith<B, cl_core::model::PeftClassifier<B, BertEncoder<B>>>,
+    RunReport,
+) {
     let stream = stream();
     let mut method = Arith::new(cfg(), encoder.clone(), 4, 0).unwrap();
     let run_cfg = RunConfig {

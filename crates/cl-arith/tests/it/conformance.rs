@@ -16,6 +16,9 @@ mod delta_w {
     cl_core::conformance_suite!(
         |bb, n, seed| Arith::new(cfg(MergeLevel::DeltaW), bb, n, seed).unwrap()
     );
+    cl_core::conformance_suite!(causal_lm: |model, seed| {
+        Arith::from_model(cfg(MergeLevel::DeltaW), model, seed).unwrap()
+    });
 }
 
 /// Factor-space merging is a variant, not the method: it runs every property but
@@ -31,7 +34,10 @@ mod factors {
         seed: u64,
     ) -> Arith<
         cl_core::conformance::TestBackend,
-        cl_core::backbone::MlpBackbone<cl_core::conformance::TestBackend>,
+        cl_core::model::PeftClassifier<
+            cl_core::conformance::TestBackend,
+            cl_core::backbone::MlpBackbone<cl_core::conformance::TestBackend>,
+        >,
     > {
         Arith::new(cfg(MergeLevel::Factors), bb, n, seed).unwrap()
     }

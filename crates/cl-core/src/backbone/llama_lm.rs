@@ -73,19 +73,31 @@ fn answer_positions(
     })
 }
 
-/// `log p(aⱼ | prompt, a₍<ⱼ₎)` of every answer token of every pair, rows in order and tokens in
-/// order within a row: `[Σ answer lengths]` (differentiable under autodiff), with each row's
-/// answer length. `None` when no pair has an answer token. Prompts must be non-empty; a pair
-/// longer than the model's context is an error.
-pub fn answer_log_probs<B: Backend>(
+/// One forward pass over a batch of `(prompt, answer)` pairs (see [`answer_forward`]).
+#[derive(Debug, Clone)]
+pub struct AnswerForward<B: Backend> {
+    /// `log p(aⱼ | prompt, a₍<ⱼ₎)` of every answer token, rows in order and tokens in order
+    /// within a row, `[Σ answer lengths]`; `None` when no pair has an answer token.
+    pub log_probs: Option<Tensor<B, 1>>,
+    /// Answer tokens per row.
+    pub counts: Vec<usize>,
+    /// The hidden states the call kept (as [`LlamaModel::hidden`]), each `[batch, len, d]` over
+    /// the joined, right-padded rows.
+    pub states: Vec<Tensor<B, 3>>,
+    /// `[batch, len]`: 1 at the joined rows' tokens, 0 at padding.
+    pub mask: Tensor<B, 2>,
+}
+
+/// The answer tokens' log-probabilities of a batch of `(prompt, answer)` pairs and the hidden
+/// states `keep` selects, in one forward pass (differentiable under autodiff). Prompts must be
+/// non-empty; a pair longer than the model's context is an error.
+pub fn answer_forward<B: Backend>(
     model: &LlamaModel<B>,
     pairs: &[(&[u32], &[u32])],
     pad: u32,
-) -> Result<(Option<Tensor<B, 1>>, Vec<usize>)> {
+    keep: &[usize],
+) -> Result<AnswerForward<B>> {
     let at = answer_positions(pairs, pad, model.max_positions)?;
-    if at.positions.is_empty() {
-        return Ok((None, at.counts));
-    }
     let device = model.device();
     let (n, len, d) = (at.batch.batch, at.batch.len, model.hidden_size());
     let inputs = AttentionInputs::new(
@@ -97,17 +109,57 @@ pub fn answer_log_probs<B: Backend>(
         model.rope_theta,
         &device,
     );
-    let hidden = model
-        .hidden(ids_tensor(&at.batch, &device), &inputs, None, &[])
-        .0;
-    let m = at.positions.len();
-    let index = Tensor::<B, 1, Int>::from_data(TensorData::new(at.positions, [m]), &device);
-    let picked = hidden.reshape([n * len, d]).select(0, index);
-    let vocab = model.vocab_size();
-    let logits = model.logits(picked.reshape([1, m, d])).reshape([m, vocab]);
-    let targets = Tensor::<B, 2, Int>::from_data(TensorData::new(at.targets, [m, 1]), &device);
-    let log_probs = log_softmax(logits, 1).gather(1, targets).reshape([m]);
-    Ok((Some(log_probs), at.counts))
+    let (hidden, states) = model.hidden(ids_tensor(&at.batch, &device), &inputs, None, keep);
+    let mask = Tensor::from_data(TensorData::new(at.batch.mask.clone(), [n, len]), &device);
+    let log_probs = if at.positions.is_empty() {
+        None
+    } else {
+        let m = at.positions.len();
+        let index = Tensor::<B, 1, Int>::from_data(TensorData::new(at.positions, [m]), &device);
+        let picked = hidden.reshape([n * len, d]).select(0, index);
+        let vocab = model.vocab_size();
+        let logits = model.logits(picked.reshape([1, m, d])).reshape([m, vocab]);
+        let targets = Tensor::<B, 2, Int>::from_data(TensorData::new(at.targets, [m, 1]), &device);
+        Some(log_softmax(logits, 1).gather(1, targets).reshape([m]))
+    };
+    Ok(AnswerForward {
+        log_probs,
+        counts: at.counts,
+        states,
+        mask,
+    })
+}
+
+/// `log p(aⱼ | prompt, a₍<ⱼ₎)` of every answer token of every pair, rows in order and tokens in
+/// order within a row: `[Σ answer lengths]` (differentiable under autodiff), with each row's
+/// answer length. `None` when no pair has an answer token. Prompts must be non-empty; a pair
+/// longer than the model's context is an error.
+pub fn answer_log_probs<B: Backend>(
+    model: &LlamaModel<B>,
+    pairs: &[(&[u32], &[u32])],
+    pad: u32,
+) -> Result<(Option<Tensor<B, 1>>, Vec<usize>)> {
+    let out = answer_forward(model, pairs, pad, &[])?;
+    Ok((out.log_probs, out.counts))
+}
+
+/// Each row's mean answer-token NLL, `[batch]`, from [`AnswerForward`]'s flat log-probs and
+/// counts (rows without an answer token get 0).
+pub fn per_row_mean_nll<B: Backend>(log_probs: Tensor<B, 1>, counts: &[usize]) -> Tensor<B, 1> {
+    let total: usize = counts.iter().sum();
+    let mut weights = vec![0f32; counts.len() * total];
+    let mut start = 0;
+    for (b, &c) in counts.iter().enumerate() {
+        for j in start..start + c {
+            weights[b * total + j] = 1.0 / c as f32;
+        }
+        start += c;
+    }
+    let device = log_probs.device();
+    let w = Tensor::<B, 2>::from_data(TensorData::new(weights, [counts.len(), total]), &device);
+    w.matmul(log_probs.reshape([total, 1]))
+        .reshape([counts.len()])
+        .neg()
 }
 
 /// The answer-only causal LM loss of a batch of `(prompt, answer)` pairs: the mean over every

@@ -29,7 +29,10 @@ pub use bert::{BertConfig, BertEncoder, TokenIds};
 pub use bert_loader::load_bert;
 pub use llama::{LlamaConfig, LlamaModel, PadSide, PaddedBatch};
 pub use llama_generate::{Finish, Generated, GenerationConfig, Sampling, TextGenerator, generate};
-pub use llama_lm::{answer_log_probs, answer_loss, score_continuations};
+pub use llama_lm::{
+    AnswerForward, answer_forward, answer_log_probs, answer_loss, per_row_mean_nll,
+    score_continuations,
+};
 pub use llama_loader::{llama_config_from_gguf, load_llama_gguf, load_llama_safetensors};
 pub use mlp::{MlpBackbone, MlpBackboneConfig};
 pub use mobilenet_loader::load_mobilenet_v2;

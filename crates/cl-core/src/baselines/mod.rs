@@ -33,12 +33,12 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::backbone::{TrainableBackbone, add_lora, freeze_adapters};
+use crate::backbone::{Backbone, TrainableBackbone, add_lora, freeze_adapters};
 use crate::error::Result;
 use crate::learner::{Learner, REPLAY_DRAWS};
 use crate::method::{EvalContext, Method, ParamCounts, StepStats};
 use crate::metrics::Protocol;
-use crate::model::PeftClassifier;
+use crate::model::{PeftClassifier, TrainableModel};
 pub use crate::optim::{OptimizerConfig, Schedule, TaskOptimizer};
 use crate::params::{gradients_by_path, trainable_by_path};
 use crate::peft::{LoraConfig, TaskVector};
@@ -170,30 +170,20 @@ fn build<B: AutodiffBackend>(
     struct Build {
         kind: Baseline,
         cfg: BaselineConfig,
-        classes: usize,
         seed: u64,
     }
     impl<B: AutodiffBackend> BuildOnBackbone<B> for Build {
-        fn build<M>(self, backbone: M) -> Result<BoxedMethod<B, M::Input>>
+        fn build<M>(self, model: M) -> Result<BoxedMethod<B, M::Input>>
         where
-            M: TrainableBackbone<B> + 'static,
+            M: TrainableModel<B> + 'static,
             M::Input: Serialize + DeserializeOwned,
         {
-            Ok(Box::new(LoraBaseline::new(
-                self.kind,
-                self.cfg,
-                backbone,
-                self.classes,
-                self.seed,
+            Ok(Box::new(LoraBaseline::from_model(
+                self.kind, self.cfg, model, self.seed,
             )?))
         }
     }
-    backbone.build_with(Build {
-        kind,
-        cfg,
-        classes,
-        seed,
-    })
+    backbone.build_with(classes, seed, Build { kind, cfg, seed })
 }
 
 /// Configuration of a baseline run.
@@ -228,8 +218,8 @@ impl BaselineConfig {
     }
 }
 
-/// A LoRA classifier trained by one of the [`Baseline`] strategies.
-pub struct LoraBaseline<B: AutodiffBackend, M: TrainableBackbone<B>> {
+/// A LoRA model (classifier or causal LM) trained by one of the [`Baseline`] strategies.
+pub struct LoraBaseline<B: AutodiffBackend, M: TrainableModel<B>> {
     kind: Baseline,
     cfg: BaselineConfig,
     learner: Learner<B, M>,
@@ -242,21 +232,34 @@ pub struct LoraBaseline<B: AutodiffBackend, M: TrainableBackbone<B>> {
     batch_size: usize,
 }
 
-impl<B, M> LoraBaseline<B, M>
+impl<B, Bb> LoraBaseline<B, PeftClassifier<B, Bb>>
 where
     B: AutodiffBackend,
-    M: TrainableBackbone<B>,
+    Bb: TrainableBackbone<B>,
 {
-    /// A baseline over `backbone` with a fresh head of `num_classes` classes.
+    /// A baseline classifier over `backbone` with a fresh head of `num_classes` classes
+    /// ([`PeftClassifier::for_run`]).
     pub fn new(
         kind: Baseline,
         cfg: BaselineConfig,
-        backbone: M,
+        backbone: Bb,
         num_classes: usize,
         seed: u64,
     ) -> Result<Self> {
+        let model = PeftClassifier::for_run(backbone, num_classes, seed);
+        Self::from_model(kind, cfg, model, seed)
+    }
+}
+
+impl<B, M> LoraBaseline<B, M>
+where
+    B: AutodiffBackend,
+    M: TrainableModel<B>,
+{
+    /// A baseline training `model`.
+    pub fn from_model(kind: Baseline, cfg: BaselineConfig, model: M, seed: u64) -> Result<Self> {
         cfg.validate()?;
-        let learner = Learner::new(backbone, num_classes, cfg.optimizer.clone(), seed);
+        let learner = Learner::new(model, cfg.optimizer.clone(), seed);
         let memory_cfg = if kind == Baseline::MtlCumulative {
             ReplayConfig {
                 memory: MemoryKind::TaskFraction,
@@ -277,15 +280,15 @@ where
         })
     }
 
-    /// The classifier (for tests and inspection).
-    pub fn model(&self) -> &PeftClassifier<B, M> {
+    /// The model (for tests and inspection).
+    pub fn model(&self) -> &M {
         &self.learner.model
     }
 
     /// Adds the adapters task `task` trains (all the structure a checkpoint needs rebuilt).
     fn add_task_adapters(&mut self, task: &TaskInfo) -> Result<()> {
         let seed = mix_seed(self.learner.seed(), &[1, task.id as u64]);
-        let backbone = &mut self.learner.model.backbone;
+        let backbone = self.learner.model.backbone_mut();
         if self.kind.adapters_per_task() {
             freeze_adapters(backbone);
             add_lora(backbone, &self.cfg.lora, seed)?;
@@ -301,7 +304,7 @@ where
         let model = &self.learner.model;
         let mut batch_grads = Vec::new();
         for chunk in train.chunks(self.batch_size.max(1)) {
-            let loss = self.learner.loss(chunk);
+            let loss = self.learner.loss(chunk)?;
             let grads = GradientsParams::from_grads(loss.backward(), model);
             batch_grads.push(gradients_by_path::<B, _>(model, &grads));
         }
@@ -339,7 +342,7 @@ where
 impl<B, M> Method<B> for LoraBaseline<B, M>
 where
     B: AutodiffBackend,
-    M: TrainableBackbone<B>,
+    M: TrainableModel<B>,
     M::Input: Serialize + DeserializeOwned,
 {
     type Input = M::Input;
@@ -366,7 +369,7 @@ where
 
     fn train_step(&mut self, batch: &[Example<M::Input>]) -> Result<StepStats> {
         let examples = self.training_examples(batch);
-        let mut loss = self.learner.loss(&examples);
+        let mut loss = self.learner.loss(&examples)?;
         self.batch_size = batch.len();
         match self.kind {
             Baseline::Ewc => {
@@ -376,7 +379,7 @@ where
                 }
             }
             Baseline::OLora => {
-                let layers = self.learner.model.backbone.lora_layers();
+                let layers = self.learner.model.backbone().lora_layers();
                 if let Some(p) = olora_penalty(layers.iter().map(|(_, l)| *l), &self.cfg.olora) {
                     loss = loss + p;
                 }
@@ -405,7 +408,15 @@ where
         inputs: &[&M::Input],
         _ctx: &EvalContext,
     ) -> Result<Tensor<B::InnerBackend, 2>> {
-        Ok(self.learner.predict(inputs))
+        self.learner.predict(inputs)
+    }
+
+    fn predict_with_greedy(
+        &self,
+        inputs: &[&M::Input],
+        _ctx: &EvalContext,
+    ) -> Result<crate::model::ScoresAndGreedy<B::InnerBackend>> {
+        self.learner.predict_with_greedy(inputs)
     }
 
     fn backbone_params(&self) -> TaskVector<B::InnerBackend> {

@@ -4,6 +4,7 @@
 
 use burn::module::AutodiffModule;
 use cl_core::Method;
+use cl_core::backbone::MlpBackbone;
 use cl_core::baselines::{Baseline, BaselineConfig, LoraBaseline};
 use cl_core::conformance::{
     TestBackend, backbone, lora_config, optimizer_config, run_config, stream,
@@ -152,8 +153,10 @@ fn consistency_changes_training_and_export_is_the_slow_learner() {
         run(&mut m, &stream, &run_config(0), &Default::default()).unwrap();
         runs.push(m);
     }
-    let lora =
-        |m: &ILora<TestBackend, _>| TaskVector::snapshot(&m.fast().valid(), &ParamFilter::Lora);
+    type Classifier = cl_core::model::PeftClassifier<TestBackend, MlpBackbone<TestBackend>>;
+    let lora = |m: &ILora<TestBackend, Classifier>| {
+        TaskVector::snapshot(&m.fast().valid(), &ParamFilter::Lora)
+    };
     let gap = lora(&runs[0]).sub(&lora(&runs[1])).unwrap().l2_norm();
     assert!(gap > 1e-4, "γ = 1 must change the trained LoRA (gap {gap})");
 

@@ -23,6 +23,9 @@ fn cfg(slow_learner: bool) -> ILoraConfig {
 mod ilora {
     use super::*;
     cl_core::conformance_suite!(|bb, n, seed| ILora::new(cfg(true), bb, n, seed).unwrap());
+    cl_core::conformance_suite!(causal_lm: |model, seed| {
+        ILora::from_model(cfg(true), model, seed).unwrap()
+    });
 }
 
 mod no_slow_learner {

@@ -22,4 +22,7 @@ mod spec_cycle {
 mod short_cycle {
     use super::*;
     cl_core::conformance_suite!(|bb, n, seed| Rkif::new(cfg(2, 1), bb, n, seed).unwrap());
+    cl_core::conformance_suite!(causal_lm: |model, seed| {
+        Rkif::from_model(cfg(2, 1), model, seed).unwrap()
+    });
 }

@@ -21,7 +21,9 @@ fn cfg() -> RkifConfig {
 
 type B = cl_core::conformance::TestBackend;
 
-fn trained(cfg: RkifConfig) -> Rkif<B, cl_core::backbone::MlpBackbone<B>> {
+fn trained(
+    cfg: RkifConfig,
+) -> Rkif<B, cl_core::model::PeftClassifier<B, cl_core::backbone::MlpBackbone<B>>> {
     let stream = stream(Scenario::ClassIncremental);
     let mut m = Rkif::new(cfg, backbone(), stream.num_classes(), 0).unwrap();
     run(&mut m, &stream, &run_config(0), &Default::default()).unwrap();
