@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 out="${1:-runs/text5-gen}"
 cl=./target/release/cl
-for method in seq-lora inc-lora replay mtl mtl-cumulative ewc olora arith ilora rkif; do
+for method in seq-lora replay ilora rkif arith mtl olora ewc inc-lora mtl-cumulative; do
   if [ -s "$out/$method/report.json" ] && grep -q '"completed": *true' "$out/$method/report.json"; then
     continue
   fi

@@ -9,7 +9,7 @@ use cl_core::backbone::{TrainableBackbone, add_lora};
 use cl_core::checkpoint::{read_json, write_json};
 use cl_core::learner::Learner;
 use cl_core::method::{EvalContext, Method, ParamCounts, StepStats};
-use cl_core::model::{PeftClassifier, TrainableModel};
+use cl_core::model::{PeftClassifier, TaskModel, TrainableModel};
 use cl_core::peft::peft_format::{read_safetensors, write_safetensors};
 use cl_core::peft::{ParamFilter, TaskVector};
 use cl_core::stream::replay::{ReplayMemory, ReplayStore};
@@ -301,6 +301,20 @@ where
             stored: stored + 2 * trainable,
             stored_examples: self.memory.examples().len(),
         }
+    }
+
+    /// The one LoRA every task trains, after the last fusion, in PEFT's format.
+    fn export_peft(&self, base_model: &str, dir: &Path) -> Result<bool> {
+        if self.learner.tasks().is_empty() {
+            return Ok(false);
+        }
+        cl_core::peft::peft_format::export_peft_lora(
+            burn::module::AutodiffModule::valid(&self.learner.model).backbone(),
+            0,
+            base_model,
+            dir,
+        )?;
+        Ok(true)
     }
 
     fn save_checkpoint(&self, dir: &Path) -> Result<()> {

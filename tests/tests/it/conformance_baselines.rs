@@ -111,3 +111,34 @@ mod olora {
         LoraBaseline::from_model(Baseline::OLora, cfg(), model, seed).unwrap()
     });
 }
+
+/// The single-LoRA baselines write their decoder's LoRA as a PEFT adapter, named as transformers'
+/// `LlamaForCausalLM` modules; the per-task-LoRA ones (IncLoRA, O-LoRA) have no single LoRA.
+#[test]
+fn single_lora_baselines_export_the_decoder_lora_in_peft_format() {
+    use cl_core::Method;
+    use cl_core::conformance::{CausalLmFixture, Fixture, run_config};
+    use cl_core::peft::peft_format::read_safetensors;
+    use cl_core::stream::Scenario;
+
+    let stream = CausalLmFixture::stream(Scenario::ClassIncremental);
+    let mut cfg_run = run_config(0);
+    cfg_run.stop_after = Some(1);
+    for (kind, exports) in [(Baseline::SeqLora, true), (Baseline::IncLora, false)] {
+        let model = CausalLmFixture::model(stream.num_classes());
+        let mut method = LoraBaseline::from_model(kind, cfg(), model, 0).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!method.export_peft("tiny", dir.path()).unwrap());
+        cl_core::run(&mut method, &stream, &cfg_run, &Default::default()).unwrap();
+        assert_eq!(method.export_peft("tiny", dir.path()).unwrap(), exports);
+        if exports {
+            let tensors = read_safetensors(&dir.path().join("adapter_model.safetensors")).unwrap();
+            assert!(
+                tensors.iter().any(|(name, _, _)| name
+                    == "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"),
+                "{:?}",
+                tensors.iter().map(|t| &t.0).collect::<Vec<_>>()
+            );
+        }
+    }
+}

@@ -38,7 +38,7 @@ use crate::error::Result;
 use crate::learner::{Learner, REPLAY_DRAWS};
 use crate::method::{EvalContext, Method, ParamCounts, StepStats};
 use crate::metrics::Protocol;
-use crate::model::{PeftClassifier, TrainableModel};
+use crate::model::{PeftClassifier, TaskModel, TrainableModel};
 pub use crate::optim::{OptimizerConfig, Schedule, TaskOptimizer};
 use crate::params::{gradients_by_path, trainable_by_path};
 use crate::peft::{LoraConfig, TaskVector};
@@ -430,6 +430,21 @@ where
             stored,
             stored_examples: self.memory.examples().len(),
         }
+    }
+
+    /// The one LoRA of SeqLoRA, LoRAReplay, MTL, MTL-cumulative and EWC in PEFT's format
+    /// (IncLoRA and O-LoRA keep one per task: `Ok(false)`).
+    fn export_peft(&self, base_model: &str, dir: &Path) -> Result<bool> {
+        if self.kind.adapters_per_task() || self.learner.tasks().is_empty() {
+            return Ok(false);
+        }
+        crate::peft::peft_format::export_peft_lora(
+            self.learner.model.valid().backbone(),
+            0,
+            base_model,
+            dir,
+        )?;
+        Ok(true)
     }
 
     fn save_checkpoint(&self, dir: &Path) -> Result<()> {
