@@ -34,10 +34,21 @@ impl Row {
         }
     }
 
-    /// The config file for `stream`, relative to the workspace root.
+    /// The config file for `stream`, relative to the workspace root. On the decoder's
+    /// instruction streams (see [`is_decoder_stream`]) a configured row reads
+    /// `configs/decoder/<label>.json` (the same settings with the decoder's LoRA targets).
     pub fn config_for(&self, stream: &str) -> Option<String> {
-        self.config.as_ref().map(|c| c.replace("{stream}", stream))
+        let config = self.config.as_ref()?;
+        if is_decoder_stream(stream) {
+            return Some(format!("configs/decoder/{}.json", self.label));
+        }
+        Some(config.replace("{stream}", stream))
     }
+}
+
+/// `cl`'s instruction streams for the SmolLM2 decoder are named `<text stream>-gen`.
+pub fn is_decoder_stream(stream: &str) -> bool {
+    stream.ends_with("-gen")
 }
 
 /// A figure from the paper's own main table, quoted beside ours.
@@ -152,8 +163,9 @@ pub fn paper(id: &str, root: &Path) -> Result<Paper> {
             id: "ilora",
             title: "I-LoRA: fast and slow LoRA learners with replay (seed 001, Ren et al. 2024)",
             paper_setting: "Llama-2-7B fine-tuned on eight domain benchmarks, I-LoRA up to 11 points \
-                above the best baseline; the seed summary quotes no per-row figure",
-            streams: vec!["text5", "text15"],
+                above the best baseline; the seed summary quotes no per-row figure. text5-gen: \
+                text5 as instruction prompts on the SmolLM2-135M decoder, the papers' text-to-text setting",
+            streams: vec!["text5", "text15", "text5-gen"],
             rows: vec![
                 seq.clone(),
                 ewc.clone(),
@@ -179,8 +191,9 @@ pub fn paper(id: &str, root: &Path) -> Result<Paper> {
             title: "Recurrent-KIF: recurrent knowledge identification and fusion (seed 002, Feng et al. 2025)",
             paper_setting: "Table 1 of the paper: T5-large, Standard CL benchmark (5 tasks, beside our \
                 text5) and Long Sequence benchmark (15 tasks, beside our text15), 1000 training rows a task, \
-                mean over 3 orders",
-            streams: vec!["text5", "text15"],
+                mean over 3 orders. text5-gen: text5 as instruction prompts on the SmolLM2-135M \
+                decoder (the paper's setting is text-to-text)",
+            streams: vec!["text5", "text15", "text5-gen"],
             rows: vec![
                 seq.clone(),
                 inc.clone(),

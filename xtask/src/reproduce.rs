@@ -334,8 +334,8 @@ mod tests {
         let runs = runs_of(&rkif, &o);
         let main_rows = rkif.rows.iter().filter(|r| !r.ablation).count();
         let ablations = rkif.rows.len() - main_rows;
-        // Main rows: 2 streams × 3 orders × 2 seeds; ablations: text5, order 1, 2 seeds.
-        assert_eq!(runs.len(), main_rows * 2 * 3 * 2 + ablations * 2);
+        // Main rows: 3 streams × 3 orders × 2 seeds; ablations: text5, order 1, 2 seeds.
+        assert_eq!(runs.len(), main_rows * 3 * 3 * 2 + ablations * 2);
         assert!(
             runs.iter()
                 .filter(|r| r.row.ablation)
@@ -354,6 +354,19 @@ mod tests {
                 .join(" ")
                 .contains("--config configs/rkif/text5.json")
         );
+        // The decoder's stream: its own configs (where the row has one) and sizes.
+        let decoder = Options::parse(&strings(&["--quick", "--streams", "text5-gen"])).unwrap();
+        let runs = runs_of(&rkif, &decoder);
+        assert_eq!(runs.len(), main_rows);
+        for run in &runs {
+            let args = run.args(&decoder).join(" ");
+            assert!(args.contains("--max-len 64"), "{args}");
+            if let Some(cfg) = run.row.config_for("text5-gen") {
+                assert_eq!(cfg, format!("configs/decoder/{}.json", run.row.label));
+                let text = std::fs::read_to_string(root.join(&cfg)).unwrap();
+                assert!(text.contains("q_proj"), "{cfg}: {text}");
+            }
+        }
     }
 
     #[test]

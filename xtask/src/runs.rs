@@ -135,6 +135,21 @@ impl Options {
                 "--epochs",
                 "1",
             ]
+        } else if crate::plan::is_decoder_stream(stream) {
+            // 4 prompts a task of at most 64 tokens, one step each, 2 test prompts: the
+            // 135M-parameter decoder in one to two minutes a run here.
+            &[
+                "--max-train",
+                "4",
+                "--test-per-task",
+                "2",
+                "--max-len",
+                "64",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+            ]
         } else if stream == "text15" {
             // Evaluation after every task on all 14 test splits is most of a text15 run
             // (97 of 135 s with 32 rows a split): 16 test rows a task halve it.

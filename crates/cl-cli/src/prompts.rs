@@ -1,20 +1,74 @@
-//! Instruction streams: a text stream's examples as prompts for the decoder, in O-LoRA's layout
+//! Instruction streams: a stream's examples as prompts for the decoder, in O-LoRA's layout
 //! (`<instruction> Option: a, b, c \n<text>\nAnswer:`), each class answered by its label word
-//! (` <label>` then the end-of-text token).
+//! (` <label>` then the end-of-text token). Tasks whose label words coincide share the class:
+//! the model answers with words, so `positive` is one answer whichever task asked.
+
+use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
 use cl_core::backbone::TokenIds;
 use cl_core::model::Verbalizer;
-use cl_core::stream::{Example, Task, TaskStream};
+use cl_core::stream::{Example, Task, TaskInfo, TaskStream};
+use cl_data::instruct::CL_BENCHMARK_ANSWER_CUE;
 use cl_data::text::TextStreamKind;
 
-/// The prompt of one example: the task's instruction, its options (the task's label words),
-/// the text, and the answer cue.
-pub fn prompt_text(instruction: &str, options: &[String], text: &str) -> String {
-    format!(
-        "{instruction} Option: {} \n{text}\nAnswer:",
-        options.join(", ")
-    )
+/// How one task's prompts are built: `prefix + text + cue`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptFrame {
+    /// What comes before the text: the instruction and the options.
+    pub prefix: String,
+    /// What follows it: the answer cue.
+    pub cue: String,
+    /// Whether the text's surrounding whitespace is dropped (cl-data's texts) or kept as the
+    /// benchmark's files have it (O-LoRA's sentences end with a newline).
+    pub trim: bool,
+}
+
+impl PromptFrame {
+    /// O-LoRA's frame for a task of `options`: `"{instruction} Option: a, b \n"` before the
+    /// text, `"\nAnswer:"` after it.
+    /// The text is trimmed.
+    pub fn with_options(instruction: &str, options: &[String]) -> Self {
+        Self {
+            trim: true,
+            ..Self::around(format!("{instruction} Option: {} \n", options.join(", ")))
+        }
+    }
+
+    /// `prefix`, then the text as it is, then O-LoRA's answer cue.
+    pub fn around(prefix: String) -> Self {
+        Self {
+            prefix,
+            cue: CL_BENCHMARK_ANSWER_CUE.to_string(),
+            trim: false,
+        }
+    }
+
+    /// The prompt of `text`.
+    pub fn prompt(&self, text: &str) -> String {
+        format!("{}{text}{}", self.prefix, self.cue)
+    }
+}
+
+/// Each task's frame, by task name.
+pub type PromptFrames = BTreeMap<String, PromptFrame>;
+
+/// The frames of a cl-data text stream's tasks: each task's instruction (cl-data's) with its
+/// label words as the options.
+pub fn text_frames(raw: &TaskStream<String>, kind: TextStreamKind) -> Result<PromptFrames> {
+    raw.tasks()
+        .iter()
+        .map(|task| {
+            let name = &task.info.name;
+            let Some(instruction) = kind.instruction(name) else {
+                bail!("task `{name}` of stream {} has no instruction", kind.name());
+            };
+            Ok((
+                name.clone(),
+                PromptFrame::with_options(instruction, &task.info.labels),
+            ))
+        })
+        .collect()
 }
 
 /// How the decoder's tokenizer is used: prompts (with BOS where the model wants one) and
@@ -30,26 +84,32 @@ pub struct PromptTokenizer<'a> {
     pub pad: u32,
 }
 
-/// The prompts of `raw` (a [`TextStreamKind`] stream of texts) as token ids of at most
-/// `max_len` tokens, each text shortened (from its end) until its prompt fits, and the
-/// verbalizer answering each class with its label word. Errors when a prompt does not fit even
-/// without its text, or when two classes have the same answer (class-incremental rank
-/// classification could not tell them apart).
+/// The prompts of `raw` (a stream of texts) as the stream `name` of token ids of at most `max_len` tokens, each
+/// framed by its task's entry in `frames` and its text shortened (from its end) until it fits,
+/// and the verbalizer answering each class with its label word.
+///
+/// Classes are re-numbered by answer: labels with the same answer tokens in different tasks
+/// become one class (the stream's classes are the distinct answers, in order of first
+/// appearance), so that class-incremental rank classification over the answers is well posed.
+/// Errors when a prompt does not fit even without its text, a task has no frame, or two labels
+/// of one task have the same answer.
 pub fn prompt_stream(
     raw: TaskStream<String>,
-    kind: TextStreamKind,
+    name: &str,
+    frames: &PromptFrames,
     tok: &PromptTokenizer,
     max_len: usize,
 ) -> Result<(TaskStream<TokenIds>, Verbalizer)> {
-    let mut answers: Vec<Option<(String, Vec<u32>)>> = vec![None; raw.num_classes()];
+    let mut class_of_answer: BTreeMap<Vec<u32>, usize> = BTreeMap::new();
+    let mut answers: Vec<Vec<u32>> = Vec::new();
     let mut tasks = Vec::with_capacity(raw.num_tasks());
     for task in raw.tasks() {
         let info = &task.info;
-        let Some(instruction) = kind.instruction(&info.name) else {
+        let Some(frame) = frames.get(&info.name) else {
             bail!(
-                "task `{}` of stream {} has no instruction",
+                "task `{}` of stream {} has no prompt frame",
                 info.name,
-                kind.name()
+                raw.name()
             );
         };
         if info.labels.len() != info.classes.len() {
@@ -60,63 +120,62 @@ pub fn prompt_stream(
                 info.classes.len()
             );
         }
+        // The task's old class → its answer's class, and that class's label.
+        let mut remap: BTreeMap<usize, usize> = BTreeMap::new();
+        let mut labels: BTreeMap<usize, &String> = BTreeMap::new();
         for (&class, label) in info.classes.iter().zip(&info.labels) {
             let mut ids = (tok.piece)(&format!(" {label}"))?;
             ids.push(tok.eos);
-            answers[class] = Some((label.clone(), ids));
+            let next = answers.len();
+            let shared = *class_of_answer.entry(ids.clone()).or_insert(next);
+            if shared == next {
+                answers.push(ids);
+            }
+            if let Some(other) = labels.insert(shared, label) {
+                bail!(
+                    "task `{}`: labels `{other}` and `{label}` have the same answer tokens, so the model could not tell them apart",
+                    info.name
+                );
+            }
+            remap.insert(class, shared);
         }
         let encode = |rows: &[Example<String>]| -> Result<Vec<Example<TokenIds>>> {
             rows.iter()
                 .map(|e| {
                     Ok(Example {
-                        input: fit_prompt(tok, instruction, &info.labels, &e.input, max_len)
+                        input: fit_prompt(tok, frame, &e.input, max_len)
                             .map_err(|err| anyhow::anyhow!("task `{}`: {err}", info.name))?,
-                        label: e.label,
+                        label: remap[&e.label],
                         task: e.task,
                     })
                 })
                 .collect()
         };
         tasks.push(Task {
-            info: info.clone(),
+            info: TaskInfo {
+                classes: labels.keys().copied().collect(),
+                labels: labels.values().map(|l| (*l).clone()).collect(),
+                ..info.clone()
+            },
             train: encode(&task.train)?,
             valid: encode(&task.valid)?,
             test: encode(&task.test)?,
         });
     }
-    let mut seen: std::collections::BTreeMap<Vec<u32>, String> = Default::default();
-    let mut verbal = Vec::with_capacity(answers.len());
-    for (class, answer) in answers.into_iter().enumerate() {
-        let Some((label, ids)) = answer else {
-            bail!("class {class} belongs to no task");
-        };
-        if let Some(other) = seen.insert(ids.clone(), label.clone()) {
-            bail!(
-                "classes `{other}` and `{label}` have the same answer: rank classification over the stream's classes could not tell them apart"
-            );
-        }
-        verbal.push(ids);
-    }
-    let stream = TaskStream::new(
-        format!("{}-gen", kind.name()),
-        raw.scenario(),
-        raw.num_classes(),
-        tasks,
-    )?;
-    Ok((stream, Verbalizer::new(verbal, tok.pad)?))
+    let stream = TaskStream::new(name, raw.scenario(), answers.len(), tasks)?;
+    Ok((stream, Verbalizer::new(answers, tok.pad, vec![tok.eos])?))
 }
 
 /// The prompt's ids, the text cut at a character boundary until they are at most `max_len`.
 fn fit_prompt(
     tok: &PromptTokenizer,
-    instruction: &str,
-    options: &[String],
+    frame: &PromptFrame,
     text: &str,
     max_len: usize,
 ) -> Result<Vec<u32>> {
-    let mut text = text.trim();
+    let mut text = if frame.trim { text.trim() } else { text };
     for _ in 0..32 {
-        let ids = (tok.prompt)(&prompt_text(instruction, options, text))?;
+        let ids = (tok.prompt)(&frame.prompt(text))?;
         if ids.len() <= max_len {
             return Ok(ids);
         }
@@ -140,68 +199,105 @@ fn fit_prompt(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cl_core::stream::{Scenario, TaskInfo};
+    use cl_core::stream::Scenario;
 
     fn words(text: &str) -> Result<Vec<u32>> {
         Ok(text.split_whitespace().map(|w| w.len() as u32).collect())
     }
 
-    fn stream(labels: [&str; 2]) -> TaskStream<String> {
-        let ex = |label: usize, text: &str| Example {
-            input: text.to_string(),
-            label,
-            task: 0,
-        };
-        TaskStream::new(
-            "t",
-            Scenario::ClassIncremental,
-            2,
-            vec![Task {
-                info: TaskInfo {
-                    id: 0,
-                    name: "spam-assassin".into(),
-                    classes: vec![0, 1],
-                    scenario: Scenario::ClassIncremental,
-                    num_train: 2,
-                    labels: labels.iter().map(|l| l.to_string()).collect(),
-                },
-                train: vec![
-                    ex(1, "buy cheap pills now from our shop today"),
-                    ex(0, "lunch at noon"),
-                ],
-                valid: vec![ex(0, "see you at lunch")],
-                test: vec![ex(0, "the meeting moved")],
-            }],
-        )
-        .unwrap()
+    const TOK: PromptTokenizer = PromptTokenizer {
+        prompt: &words,
+        piece: &words,
+        eos: 99,
+        pad: 0,
+    };
+
+    /// Tasks named `names` with two classes each, labelled `labels[t]`, numbered on.
+    fn stream(names: &[&str], labels: &[[&str; 2]]) -> TaskStream<String> {
+        let tasks = names
+            .iter()
+            .zip(labels)
+            .enumerate()
+            .map(|(t, (name, labels))| {
+                let ex = |label: usize, text: &str| Example {
+                    input: text.to_string(),
+                    label: 2 * t + label,
+                    task: t,
+                };
+                Task {
+                    info: TaskInfo {
+                        id: t,
+                        name: name.to_string(),
+                        classes: vec![2 * t, 2 * t + 1],
+                        scenario: Scenario::ClassIncremental,
+                        num_train: 2,
+                        labels: labels.iter().map(|l| l.to_string()).collect(),
+                    },
+                    train: vec![
+                        ex(1, "buy cheap pills now from our shop today"),
+                        ex(0, "lunch at noon"),
+                    ],
+                    valid: vec![ex(0, "see you at lunch")],
+                    test: vec![ex(1, "the meeting moved")],
+                }
+            })
+            .collect();
+        TaskStream::new("t", Scenario::ClassIncremental, 2 * names.len(), tasks).unwrap()
     }
 
     #[test]
     fn prompts_follow_the_layout_fit_max_len_and_answers_end_with_eos() {
+        let frame = PromptFrame::with_options("Is it spam?", &["ham".into(), "spam".into()]);
         assert_eq!(
-            prompt_text("Is it spam?", &["ham".into(), "spam".into()], "hello"),
+            frame.prompt("hello"),
             "Is it spam? Option: ham, spam \nhello\nAnswer:"
         );
-        let tok = PromptTokenizer {
-            prompt: &words,
-            piece: &words,
-            eos: 99,
-            pad: 0,
-        };
+        let raw = stream(&["spam-assassin"], &[["ham", "spam"]]);
+        let frames = text_frames(&raw, TextStreamKind::Text5).unwrap();
         // 10 words without the text ("Is the email spam or ham? Option: ham, spam" "Answer:").
-        let (s, v) =
-            prompt_stream(stream(["ham", "spam"]), TextStreamKind::Text5, &tok, 14).unwrap();
+        let (s, v) = prompt_stream(raw.clone(), "g", &frames, &TOK, 14).unwrap();
         let train = &s.tasks()[0].train[0].input;
         assert!(train.len() <= 14 && train.len() > 10, "{train:?}");
         assert_eq!(s.tasks()[0].test[0].input.len(), 13);
         assert_eq!(v.answers, vec![vec![3, 99], vec![4, 99]]);
-        let err = prompt_stream(stream(["ham", "spam"]), TextStreamKind::Text5, &tok, 5)
+        let err = prompt_stream(raw, "g", &frames, &TOK, 5)
             .unwrap_err()
             .to_string();
         assert!(err.contains("without its text"), "{err}");
-        let err = prompt_stream(stream(["same", "same"]), TextStreamKind::Text5, &tok, 40)
+        let raw = stream(&["spam-assassin"], &[["same", "same"]]);
+        let frames = text_frames(&raw, TextStreamKind::Text5).unwrap();
+        let err = prompt_stream(raw, "g", &frames, &TOK, 40)
             .unwrap_err()
             .to_string();
         assert!(err.contains("same answer"), "{err}");
+        assert!(text_frames(&stream(&["nope"], &[["a", "b"]]), TextStreamKind::Text5).is_err());
+    }
+
+    #[test]
+    fn tasks_answering_with_the_same_word_share_its_class() {
+        // `words` gives a word's length: "ham" (3) and "pos" (3) share an answer, so the second
+        // task's `pos` joins class 0, and its `negative` (8) is new.
+        let raw = stream(&["a", "b"], &[["ham", "spam"], ["negative", "pos"]]);
+        let frames: PromptFrames = ["a", "b"]
+            .iter()
+            .map(|n| (n.to_string(), PromptFrame::around("Q: ".into())))
+            .collect();
+        let (s, v) = prompt_stream(raw, "g", &frames, &TOK, 40).unwrap();
+        assert_eq!(s.num_classes(), 3);
+        assert_eq!(v.answers, vec![vec![3, 99], vec![4, 99], vec![8, 99]]);
+        let b = &s.tasks()[1];
+        assert_eq!(b.info.classes, vec![0, 2]);
+        assert_eq!(
+            b.info.labels,
+            vec!["pos".to_string(), "negative".to_string()]
+        );
+        // Its examples of `pos` (old class 3) are class 0, of `negative` (old 2) class 2.
+        assert_eq!(b.train[0].label, 0);
+        assert_eq!(b.train[1].label, 2);
+        // A frame without trimming keeps the text's own whitespace.
+        assert_eq!(
+            PromptFrame::around("Q: ".into()).prompt("x\n"),
+            "Q: x\n\nAnswer:"
+        );
     }
 }

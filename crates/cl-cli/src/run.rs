@@ -34,9 +34,13 @@ pub struct RunArgs {
     /// always task-incremental) or synthetic (tiny MLP, for smoke tests).
     #[arg(long, value_enum, default_value_t = StreamName::Text5)]
     pub(crate) stream: StreamName,
-    /// Task order: 1 is the stream's own order, 2 reversed, 3 odd positions then even ones.
+    /// Task order: 1 is the stream's own order, 2 reversed, 3 odd positions then even ones
+    /// (cl-benchmark: its orders 1-6).
     #[arg(long, default_value_t = 1)]
     pub(crate) order: usize,
+    /// The benchmark folder a `--stream` reads (cl-benchmark: O-LoRA's `CL_Benchmark`).
+    #[arg(long)]
+    pub(crate) data_dir: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) sizes: SizeArgs,
     /// Passes over each task's training split (default: the preset's; 5 for synthetic).
@@ -172,11 +176,32 @@ fn check_flags_apply(args: &RunArgs) -> Result<()> {
             bail!("{flag} 0: must be at least 1");
         }
     }
-    if !(1..=3).contains(&args.order) {
-        bail!(
-            "--order {}: must be 1 (the stream's order), 2 (reversed) or 3 (odd positions, then even)",
-            args.order
-        );
+    if stream.reads_data_dir() {
+        if !(1..=stream.orders()).contains(&args.order) {
+            bail!(
+                "--order {}: --stream {} has orders 1 to {}",
+                args.order,
+                stream.name(),
+                stream.orders()
+            );
+        }
+        if args.data_dir.is_none() {
+            bail!("--stream {} reads its data from --data-dir", stream.name());
+        }
+    } else {
+        if !(1..=3).contains(&args.order) {
+            bail!(
+                "--order {}: must be 1 (the stream's order), 2 (reversed) or 3 (odd positions, then even)",
+                args.order
+            );
+        }
+        if args.data_dir.is_some() {
+            bail!(
+                "--data-dir is read by {} only, not --stream {}",
+                streams_where(StreamName::reads_data_dir).join(", "),
+                stream.name()
+            );
+        }
     }
     Ok(())
 }
@@ -405,6 +430,9 @@ fn describe(
     if let Some(dir) = &args.model_dir {
         put("cli.model_dir", dir.display().to_string().into());
     }
+    if let Some(dir) = &args.data_dir {
+        put("cli.data_dir", dir.display().to_string().into());
+    }
     put(
         "cli.config_file",
         args.config
@@ -462,12 +490,19 @@ impl OnBackend for Job {
                 self.sizes,
                 args.image_size,
                 &cache,
+                args.data_dir.as_deref().map(|dir| (dir, args.order)),
             )?,
         };
-        let stream = stream.reordered(args.order, args.sizes.max_train, args.sizes.seed)?;
+        // A benchmark read from --data-dir was built in its own order.
+        let order = if args.stream.reads_data_dir() {
+            1
+        } else {
+            args.order
+        };
+        let stream = stream.reordered(order, args.sizes.max_train, args.sizes.seed)?;
         let mut decoder = None;
         let stream = match stream {
-            LoadedStream::Prompts(raw, kind) => {
+            LoadedStream::Prompts(raw, frames) => {
                 let path = smollm2_gguf(&cache);
                 let generator = load_llama_gguf::<B>(&path, &device)
                     .with_context(|| format!("loading {}", path.display()))?;
@@ -487,7 +522,10 @@ impl OnBackend for Job {
                     pad: generator.pad,
                 };
                 let max_len = args.sizes.max_len.unwrap_or(self.sizes.max_len);
-                let (ids, verbalizer) = prompt_stream(raw, kind, &tok, max_len)?;
+                let (ids, verbalizer) =
+                    prompt_stream(raw, args.stream.name(), &frames, &tok, max_len)?;
+                // Greedy answers count as exact matches after the papers' normalisation.
+                let verbalizer = verbalizer.with_text(generator.tokenizer.clone())?;
                 decoder = Some(CausalLm::new(generator.model, verbalizer));
                 LoadedStream::PromptIds(ids)
             }

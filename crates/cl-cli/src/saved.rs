@@ -123,6 +123,7 @@ pub(crate) fn run_args(
             push(&mut argv, "--max-len", text("cli.max_len"));
             push(&mut argv, "--image-size", text("cli.image_size"));
             push(&mut argv, "--model-dir", text("cli.model_dir"));
+            push(&mut argv, "--data-dir", text("cli.data_dir"));
             if d.get("cli.task_incremental") == Some(&Value::Bool(true)) {
                 argv.push("--task-incremental".into());
             }

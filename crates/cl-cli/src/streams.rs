@@ -3,16 +3,21 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use cl_core::backbone::{Image, MlpBackboneConfig, TextTokenizer, TokenIds};
 use cl_core::registry::BackboneKind;
 use cl_core::stream::synthetic::{SyntheticStreamConfig, synthetic_stream};
 use cl_core::stream::{Scenario, TaskStream, task_order};
 use cl_data::fetch::package_dir;
-use cl_data::manifest::{MINILM, Package, SMOLLM2, TEXT5, TEXT5_GEN, TEXT15, VISION};
+use cl_data::instruct::{CL_BENCHMARK_ORDERS, Layout, instruction_stream, load_order};
+use cl_data::manifest::{
+    DECODER_ONLY, MINILM, Package, SMOLLM2, TEXT5, TEXT5_GEN, TEXT15, TEXT15_GEN, VISION,
+};
 use cl_data::text::{TextStreamConfig, TextStreamKind, text_stream};
 use cl_data::vision::{to_backbone_input, vision6_stream};
 use clap::{Args, ValueEnum};
+
+use crate::prompts::{PromptFrame, PromptFrames, text_frames};
 
 /// A task stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -25,6 +30,14 @@ pub enum StreamName {
     /// decoder (causal LM loss on the answer; rank classification and exact match).
     #[value(name = "text5-gen")]
     Text5Gen,
+    /// text15's tasks as instruction prompts on the SmolLM2 decoder (as text5-gen; its VADER
+    /// tasks share the classes `negative`, `neutral`, `positive`).
+    #[value(name = "text15-gen")]
+    Text15Gen,
+    /// O-LoRA's CL_Benchmark read from `--data-dir` (its `CL_Benchmark` folder), on the
+    /// SmolLM2 decoder; `--order` 1-3 are its 4-task orders, 4-6 the 15-task ones.
+    #[value(name = "cl-benchmark")]
+    ClBenchmark,
     /// Six image-classification tasks (real images), on MobileNetV2; task-incremental.
     Vision6,
     /// Five tasks of seeded Gaussian clusters on a tiny MLP (smoke tests).
@@ -38,6 +51,8 @@ impl StreamName {
             StreamName::Text5 => "text5",
             StreamName::Text15 => "text15",
             StreamName::Text5Gen => "text5-gen",
+            StreamName::Text15Gen => "text15-gen",
+            StreamName::ClBenchmark => "cl-benchmark",
             StreamName::Vision6 => "vision6",
             StreamName::Synthetic => "synthetic",
         }
@@ -55,7 +70,9 @@ impl StreamName {
     pub fn backbone(self) -> BackboneKind {
         match self {
             StreamName::Text5 | StreamName::Text15 => BackboneKind::MiniLm,
-            StreamName::Text5Gen => BackboneKind::Smollm2,
+            StreamName::Text5Gen | StreamName::Text15Gen | StreamName::ClBenchmark => {
+                BackboneKind::Smollm2
+            }
             StreamName::Vision6 => BackboneKind::MobileNetV2,
             StreamName::Synthetic => BackboneKind::SyntheticMlp,
         }
@@ -80,13 +97,28 @@ impl StreamName {
     pub fn prompt_kind(self) -> Option<TextStreamKind> {
         match self {
             StreamName::Text5Gen => Some(TextStreamKind::Text5),
+            StreamName::Text15Gen => Some(TextStreamKind::Text15),
             _ => None,
         }
     }
 
     /// Whether `--max-len` applies (text and prompt streams).
     pub fn has_tokens(self) -> bool {
-        self.text_kind().is_some() || self.prompt_kind().is_some()
+        self.text_kind().is_some() || self.backbone() == BackboneKind::Smollm2
+    }
+
+    /// Whether the stream is read from `--data-dir`.
+    pub fn reads_data_dir(self) -> bool {
+        self == StreamName::ClBenchmark
+    }
+
+    /// The `--order`s it has: a benchmark's own orders of its datasets, or for the others 1
+    /// (as built), 2 (reversed), 3 (odd positions, then even).
+    pub fn orders(self) -> usize {
+        match self {
+            StreamName::ClBenchmark => CL_BENCHMARK_ORDERS.len(),
+            _ => 3,
+        }
     }
 
     /// `true` for the streams of real data (their sizes come from a preset).
@@ -100,6 +132,8 @@ impl StreamName {
             StreamName::Text5 => &TEXT5,
             StreamName::Text15 => &TEXT15,
             StreamName::Text5Gen => &TEXT5_GEN,
+            StreamName::Text15Gen => &TEXT15_GEN,
+            StreamName::ClBenchmark => &DECODER_ONLY,
             StreamName::Vision6 => &VISION,
             StreamName::Synthetic => &[],
         }
@@ -264,9 +298,9 @@ impl SizeArgs {
 pub enum LoadedStream {
     /// Token ids (MiniLM).
     Text(TaskStream<TokenIds>),
-    /// Raw texts and the task they prompt for, to be made into prompts with the decoder's
+    /// Raw texts and how each task frames them, to be made into prompts with the decoder's
     /// tokenizer once it is loaded (SmolLM2).
-    Prompts(TaskStream<String>, TextStreamKind),
+    Prompts(TaskStream<String>, PromptFrames),
     /// Prompt token ids (SmolLM2).
     PromptIds(TaskStream<TokenIds>),
     /// Images (MobileNetV2).
@@ -287,9 +321,9 @@ impl LoadedStream {
         }
     }
 
-    /// The stream in task order `order` (see [`task_order`]). The synthetic stream, generated
-    /// whole, is then cut to `max_train` training rows per task (the real streams were drawn
-    /// at their sizes).
+    /// The stream in task order `order` (see [`task_order`]; 1 keeps it as built). The
+    /// synthetic stream, generated whole, is then cut to `max_train` training rows per task
+    /// (the real streams were drawn at their sizes).
     pub fn reordered(self, order: usize, max_train: Option<usize>, seed: u64) -> Result<Self> {
         fn apply<X: Clone>(s: TaskStream<X>, order: usize) -> Result<TaskStream<X>> {
             let order = task_order(order, s.num_tasks())?;
@@ -297,7 +331,7 @@ impl LoadedStream {
         }
         Ok(match self {
             LoadedStream::Text(s) => LoadedStream::Text(apply(s, order)?),
-            LoadedStream::Prompts(s, kind) => LoadedStream::Prompts(apply(s, order)?, kind),
+            LoadedStream::Prompts(s, frames) => LoadedStream::Prompts(apply(s, order)?, frames),
             LoadedStream::PromptIds(s) => LoadedStream::PromptIds(apply(s, order)?),
             LoadedStream::Images(s) => LoadedStream::Images(apply(s, order)?),
             LoadedStream::Vectors(s, mlp) => {
@@ -311,13 +345,15 @@ impl LoadedStream {
     }
 }
 
-/// Builds `stream` from the cache (fetched beforehand) at `sizes`.
+/// Builds `stream` from the cache (fetched beforehand) at `sizes`; a benchmark read from
+/// `data_dir` in its order `order` (the others are reordered afterwards).
 pub fn load(
     stream: StreamName,
     args: &SizeArgs,
     sizes: Sizes,
     image_size: Option<usize>,
     cache: &Path,
+    data: Option<(&Path, usize)>,
 ) -> Result<LoadedStream> {
     let scenario = stream.scenario(args.task_incremental);
     Ok(match stream {
@@ -348,12 +384,29 @@ pub fn load(
                 })?,
             )
         }
-        StreamName::Text5Gen => {
+        StreamName::Text5Gen | StreamName::Text15Gen => {
             let kind = stream.prompt_kind().expect("a prompt stream");
-            LoadedStream::Prompts(
-                text_stream(kind, cache, &args.split(sizes, scenario))?,
-                kind,
-            )
+            let raw = text_stream(kind, cache, &args.split(sizes, scenario))?;
+            let frames = text_frames(&raw, kind)?;
+            LoadedStream::Prompts(raw, frames)
+        }
+        StreamName::ClBenchmark => {
+            let (dir, order) = data.context(
+                "--stream cl-benchmark reads O-LoRA's CL_Benchmark folder: give it with --data-dir",
+            )?;
+            let datasets = CL_BENCHMARK_ORDERS
+                .get(order.wrapping_sub(1))
+                .with_context(|| format!("--order {order}: CL_Benchmark's orders are 1 to 6"))?;
+            let tasks = load_order(Layout::ClBenchmark, dir, datasets)?;
+            let (raw, instructions) =
+                instruction_stream(stream.name(), tasks, &args.split(sizes, scenario))?;
+            let frames = raw
+                .tasks()
+                .iter()
+                .zip(instructions)
+                .map(|(t, instruction)| (t.info.name.clone(), PromptFrame::around(instruction)))
+                .collect();
+            LoadedStream::Prompts(raw, frames)
         }
         StreamName::Text5 | StreamName::Text15 => {
             let kind = stream.text_kind().expect("a text stream");
@@ -391,4 +444,107 @@ pub fn tokenized_text_stream(
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         tokenizer.encode_batch(&refs)
     })?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prompts::{PromptTokenizer, prompt_stream};
+
+    /// A `CL_Benchmark` folder holding order 1's datasets, built from cl-data's fixture: yahoo
+    /// is agnews' files (so they share the label `Sports`, as the real ones do), dbpedia too
+    /// with other labels.
+    fn cl_benchmark() -> tempfile::TempDir {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../cl-data/fixtures/cl_benchmark/CL_Benchmark");
+        let dir = tempfile::tempdir().unwrap();
+        for (from, to) in [
+            ("TC/agnews", "TC/agnews"),
+            ("TC/agnews", "TC/yahoo"),
+            ("TC/agnews", "TC/dbpedia"),
+            ("SC/amazon", "SC/amazon"),
+        ] {
+            let target = dir.path().join(to);
+            std::fs::create_dir_all(&target).unwrap();
+            for file in ["train.json", "dev.json", "test.json", "labels.json"] {
+                let mut text = std::fs::read_to_string(fixture.join(from).join(file)).unwrap();
+                if to.ends_with("dbpedia") {
+                    text = text
+                        .replace("\"World\"", "\"Company\"")
+                        .replace("\"Sports\"", "\"Artist\"")
+                        .replace("\"Business\"", "\"Album\"")
+                        .replace("\"Science or Technology\"", "\"Film\"");
+                }
+                std::fs::write(target.join(file), text).unwrap();
+            }
+        }
+        dir
+    }
+
+    #[test]
+    fn cl_benchmark_loads_an_order_from_the_data_dir_and_shares_answer_classes() {
+        let dir = cl_benchmark();
+        let args = SizeArgs {
+            preset: Preset::Quick,
+            max_train: None,
+            test_per_task: None,
+            max_len: None,
+            seed: 0,
+            task_incremental: false,
+        };
+        let sizes = Preset::Quick.sizes(BackboneKind::Smollm2);
+        let cache = Path::new("/nonexistent");
+        let load_order = |order| {
+            load(
+                StreamName::ClBenchmark,
+                &args,
+                sizes,
+                None,
+                cache,
+                Some((dir.path(), order)),
+            )
+        };
+        let Ok(LoadedStream::Prompts(raw, frames)) = load_order(1) else {
+            panic!("order 1 loads as prompts");
+        };
+        let names: Vec<&str> = raw.tasks().iter().map(|t| t.info.name.as_str()).collect();
+        assert_eq!(names, ["dbpedia", "amazon", "yahoo", "agnews"]);
+        assert!(frames["agnews"].prefix.contains("Option: World, Sports"));
+        // One token per word, its length as the id.
+        let words = |text: &str| -> Result<Vec<u32>> {
+            Ok(text.split_whitespace().map(|w| w.len() as u32).collect())
+        };
+        let by_word =
+            |text: &str| -> Result<Vec<u32>> { Ok(text.bytes().map(u32::from).collect()) };
+        let tok = PromptTokenizer {
+            prompt: &words,
+            piece: &by_word,
+            eos: 0,
+            pad: 1,
+        };
+        let (stream, verbalizer) = prompt_stream(raw, "cl-benchmark", &frames, &tok, 256).unwrap();
+        // dbpedia 4 + amazon 5 + yahoo 4 + agnews' 4 already there: 13 answers.
+        assert_eq!(stream.num_classes(), 13);
+        assert_eq!(verbalizer.answers.len(), 13);
+        assert_eq!(
+            stream.tasks()[2].info.classes,
+            stream.tasks()[3].info.classes
+        );
+        let err = load_order(7).err().unwrap().to_string();
+        assert!(err.contains("orders are 1 to 6"), "{err}");
+        let missing = load(StreamName::ClBenchmark, &args, sizes, None, cache, None);
+        let err = missing.err().unwrap().to_string();
+        assert!(err.contains("--data-dir"), "{err}");
+        let err = load(
+            StreamName::ClBenchmark,
+            &args,
+            sizes,
+            None,
+            cache,
+            Some((dir.path(), 4)),
+        )
+        .err()
+        .unwrap();
+        assert!(format!("{err:#}").contains("MNLI"), "{err:#}");
+    }
 }

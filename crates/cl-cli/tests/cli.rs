@@ -104,7 +104,7 @@ fn methods_lists_every_registered_method_with_what_it_runs_on() {
     for (name, on) in [
         (
             "seq-lora",
-            "on minilm, synthetic-mlp, smollm2; streams text5, text15, text5-gen, synthetic",
+            "on minilm, synthetic-mlp, smollm2; streams text5, text15, text5-gen, text15-gen, cl-benchmark, synthetic",
         ),
         ("olora", "cl-core; class-incremental, task-incremental"),
         ("arith", "cl-arith"),
@@ -159,6 +159,36 @@ fn bad_arguments_are_one_clear_line() {
                 "7",
             ],
             "order",
+        ),
+        (
+            vec!["run", "--method", "replay", "--stream", "cl-benchmark"],
+            "--stream cl-benchmark reads its data from --data-dir",
+        ),
+        (
+            vec![
+                "run",
+                "--method",
+                "replay",
+                "--stream",
+                "cl-benchmark",
+                "--data-dir",
+                ".",
+                "--order",
+                "7",
+            ],
+            "--stream cl-benchmark has orders 1 to 6",
+        ),
+        (
+            vec![
+                "run",
+                "--method",
+                "replay",
+                "--stream",
+                "synthetic",
+                "--data-dir",
+                ".",
+            ],
+            "--data-dir is read by cl-benchmark only",
         ),
     ] {
         let (ok, text) = cl_status(&args);

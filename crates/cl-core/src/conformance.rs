@@ -157,7 +157,7 @@ impl Fixture for CausalLmFixture {
         let answers = (0..num_classes as u32)
             .map(|c| vec![ANSWER_BASE + c, EOS])
             .collect();
-        let verbalizer = Verbalizer::new(answers, 0).expect("non-empty answers");
+        let verbalizer = Verbalizer::new(answers, 0, vec![EOS]).expect("non-empty answers");
         CausalLm::new(tiny_decoder(), verbalizer)
     }
 
@@ -216,21 +216,8 @@ pub fn token_stream(scenario: Scenario) -> TaskStream<TokenIds> {
 /// gives the same model whatever else runs; token [`POISON`]'s embedding is NaN.
 pub fn tiny_decoder() -> crate::backbone::LlamaModel<TestBackend> {
     let cfg = LlamaConfig {
-        vocab_size: LM_VOCAB,
-        hidden_size: 64,
-        intermediate_size: 96,
-        num_hidden_layers: 2,
-        num_attention_heads: 4,
-        num_key_value_heads: Some(2),
-        head_dim: None,
-        rms_norm_eps: 1e-5,
-        rope_theta: 10_000.0,
-        max_position_embeddings: 64,
         tie_word_embeddings: false,
-        hidden_act: "silu".into(),
-        rope_scaling: None,
-        attention_bias: false,
-        mlp_bias: false,
+        ..LlamaConfig::tiny(LM_VOCAB)
     };
     struct Seeded {
         rng: StdRng,
@@ -254,11 +241,7 @@ pub fn tiny_decoder() -> crate::backbone::LlamaModel<TestBackend> {
                 vec![1.0; n]
             } else {
                 (0..n)
-                    .map(|_| {
-                        let u1: f32 = self.rng.random_range(f32::EPSILON..1.0);
-                        let u2: f32 = self.rng.random();
-                        0.1 * (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
-                    })
+                    .map(|_| 0.1 * crate::stream::synthetic::gaussian(&mut self.rng))
                     .collect()
             };
             if path == "embed_tokens.weight" {

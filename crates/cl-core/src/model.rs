@@ -24,7 +24,10 @@ use crate::error::Result;
 use crate::peft::param_paths;
 use crate::stream::{Example, Scenario, TaskInfo, mix_seed};
 
-pub use causal_lm::{CausalLm, Verbalizer, rank_classification, rank_classification_with_greedy};
+pub use causal_lm::{
+    CausalLm, GENERATION_SLACK, Verbalizer, normalize_answer, rank_classification,
+    rank_classification_and_generation,
+};
 
 /// The seed stream of a run's classification head (`mix_seed(seed, [HEAD_SEED])`).
 pub const HEAD_SEED: u64 = 0;

@@ -347,11 +347,7 @@ where
             (state.report, state.finished)
         }
         None => {
-            let initial = stream
-                .tasks()
-                .iter()
-                .map(|task| evaluate_with_greedy::<B, M>(method, task, stream, cfg.eval_batch_size))
-                .collect::<Result<Vec<_>>>()?;
+            let initial = evaluate_all::<B, M>(method, stream, cfg.eval_batch_size)?;
             let initial_accuracy = initial.iter().map(|(a, _)| *a).collect();
             let exact_match = initial
                 .iter()
@@ -397,11 +393,7 @@ where
         }
         let record = train_tasks::<B, M>(method, unit, finished.len(), cfg, device, show_progress)?;
         let eval_start = Instant::now();
-        let both = stream
-            .tasks()
-            .iter()
-            .map(|j| evaluate_with_greedy::<B, M>(method, j, stream, cfg.eval_batch_size))
-            .collect::<Result<Vec<_>>>()?;
+        let both = evaluate_all::<B, M>(method, stream, cfg.eval_batch_size)?;
         report
             .matrix
             .push_row(both.iter().map(|(a, _)| *a).collect());
@@ -599,6 +591,75 @@ where
     }
     let n = task.test.len() as f64;
     Ok((correct as f64 / n, exact.map(|e| e as f64 / n)))
+}
+
+/// [`evaluate_with_greedy`] on every task of the stream, in task order. Without a task id
+/// (class-incremental) the tasks' test examples share batches of `batch_size`, so that a
+/// small test split per task does not cost one pass per task: the decoder's evaluation is
+/// dominated by reading its weights once per pass. Per task otherwise.
+pub fn evaluate_all<B, M>(
+    method: &M,
+    stream: &TaskStream<M::Input>,
+    batch_size: usize,
+) -> Result<Vec<(f64, Option<f64>)>>
+where
+    B: AutodiffBackend,
+    M: Method<B>,
+{
+    let tasks = stream.tasks();
+    let Some(first) = tasks.first() else {
+        return Ok(Vec::new());
+    };
+    let ctx = EvalContext::new(stream.scenario(), first.info.id);
+    if ctx.task_id().is_some() {
+        return tasks
+            .iter()
+            .map(|task| evaluate_with_greedy::<B, M>(method, task, stream, batch_size))
+            .collect();
+    }
+    let examples: Vec<(usize, &Example<M::Input>)> = tasks
+        .iter()
+        .enumerate()
+        .flat_map(|(t, task)| task.test.iter().map(move |e| (t, e)))
+        .collect();
+    let mut correct = vec![0usize; tasks.len()];
+    let mut exact: Option<Vec<usize>> = Some(vec![0; tasks.len()]);
+    for chunk in examples.chunks(batch_size.max(1)) {
+        let inputs: Vec<&M::Input> = chunk.iter().map(|(_, e)| &e.input).collect();
+        let (logits, greedy) = method.predict_with_greedy(&inputs, &ctx)?;
+        let [rows, cols] = logits.dims();
+        if rows != chunk.len() || cols != stream.num_classes() {
+            return Err(ClError::ShapeMismatch {
+                tensor: format!("logits of `{}`", method.name()),
+                expected: vec![chunk.len(), stream.num_classes()],
+                actual: vec![rows, cols],
+            });
+        }
+        exact = match (exact, greedy) {
+            (Some(mut n), Some(greedy)) => {
+                for (g, (t, e)) in greedy.iter().zip(chunk) {
+                    n[*t] += usize::from(*g == Some(e.label));
+                }
+                Some(n)
+            }
+            _ => None,
+        };
+        let predicted = argmax_host::<B::InnerBackend>(logits);
+        for (p, (t, e)) in predicted.iter().zip(chunk) {
+            correct[*t] += usize::from(*p == e.label);
+        }
+    }
+    Ok(tasks
+        .iter()
+        .enumerate()
+        .map(|(t, task)| {
+            let n = task.test.len() as f64;
+            (
+                correct[t] as f64 / n,
+                exact.as_ref().map(|e| e[t] as f64 / n),
+            )
+        })
+        .collect())
 }
 
 fn progress_bar(show: bool, len: u64, name: &str) -> ProgressBar {

@@ -57,14 +57,19 @@ pub fn vader_ground_truth(tarball: &Path, member: &str, neutral: bool) -> Result
     Ok(out)
 }
 
+/// Opens a file of the cache; a missing one has not been fetched.
+fn open_fetched(path: &Path) -> Result<fs::File> {
+    fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => DataError::NotFetched {
+            path: path.to_path_buf(),
+        },
+        _ => DataError::io("opening", path, e),
+    })
+}
+
 /// The text of `member` (a path ending in it) inside a `.tar.gz`.
 fn tar_gz_member(tarball: &Path, member: &str) -> Result<String> {
-    let file = fs::File::open(tarball).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => DataError::NotFetched {
-            path: tarball.to_path_buf(),
-        },
-        _ => DataError::io("opening", tarball, e),
-    })?;
+    let file = open_fetched(tarball)?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let entries = archive
         .entries()
@@ -89,12 +94,7 @@ fn tar_gz_member(tarball: &Path, member: &str) -> Result<String> {
 /// A CSV file with a header, compressed with bzip2 (`.bz2`) or gzip (`.gz`), or plain: every
 /// row as a map from column name to value.
 fn csv_rows(path: &Path) -> Result<Vec<BTreeMap<String, String>>> {
-    let file = fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => DataError::NotFetched {
-            path: path.to_path_buf(),
-        },
-        _ => DataError::io("opening", path, e),
-    })?;
+    let file = open_fetched(path)?;
     let name = path.to_string_lossy();
     let reader: Box<dyn std::io::Read> = if name.ends_with(".bz2") {
         Box::new(bzip2::read::BzDecoder::new(file))

@@ -58,9 +58,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use cl_core::stream::{Example, Task, TaskInfo, TaskStream, mix_seed};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
 use serde_json::Value;
 
 use crate::error::{DataError, Result};
+use crate::text::TextStreamConfig;
 
 /// One instruction-tuning example.
 #[derive(Debug, Clone, PartialEq)]
@@ -272,6 +277,88 @@ pub fn load_trace(root: &Path, task: &str) -> Result<InstructionTask> {
 /// Loads `tasks` of `layout` from `root`, in the given order.
 pub fn load_order(layout: Layout, root: &Path, tasks: &[&str]) -> Result<Vec<InstructionTask>> {
     tasks.iter().map(|task| layout.load(root, task)).collect()
+}
+
+/// A closed-label benchmark as a stream of texts to prompt: task `i` is `tasks[i]`, its classes
+/// its `labels.json` labels (in the file's order, numbered on from the previous task's), its
+/// rows drawn (seeded by `cfg.seed` and the task's position) from the published splits: at most
+/// `cfg.train_per_task` from `train`, `cfg.valid_per_task` from the validation split and
+/// `cfg.test_per_task` from `test`. The inputs are the examples' `input`s; the second value is
+/// each task's instruction (what goes before the input; the first training example's).
+///
+/// Errors name the dataset when it has no label set (TRACE's free-text answers are not
+/// classes), and the dataset, split and index of an answer outside its labels.
+pub fn instruction_stream(
+    name: &str,
+    tasks: Vec<InstructionTask>,
+    cfg: &TextStreamConfig,
+) -> Result<(TaskStream<String>, Vec<String>)> {
+    let mut next_class = 0usize;
+    let mut built = Vec::with_capacity(tasks.len());
+    let mut instructions = Vec::with_capacity(tasks.len());
+    for (id, task) in tasks.into_iter().enumerate() {
+        let Some(labels) = task.labels else {
+            return Err(DataError::format(
+                &task.name,
+                "has no label set (labels.json): its answers are free text, not classes",
+            ));
+        };
+        let class_of = |label: &str| labels.iter().position(|l| l == label);
+        let mut rng = StdRng::seed_from_u64(mix_seed(cfg.seed, &[id as u64]));
+        let mut draw = |split: &str,
+                        rows: Vec<InstructionExample>,
+                        n: usize|
+         -> Result<Vec<Example<String>>> {
+            let mut order: Vec<usize> = (0..rows.len()).collect();
+            order.shuffle(&mut rng);
+            order.truncate(n);
+            order
+                .into_iter()
+                .map(|i| {
+                    let row = &rows[i];
+                    let class = class_of(&row.output).ok_or_else(|| {
+                        DataError::format(
+                            format!("{}/{split}", task.name),
+                            format!(
+                                "record {i} answers {:?}, which is not one of its labels {labels:?}",
+                                row.output
+                            ),
+                        )
+                    })?;
+                    Ok(Example {
+                        input: row.input.clone(),
+                        label: next_class + class,
+                        task: id,
+                    })
+                })
+                .collect()
+        };
+        instructions.push(
+            task.train
+                .first()
+                .map(|e| e.instruction.clone())
+                .unwrap_or_default(),
+        );
+        let train = draw("train", task.train, cfg.train_per_task)?;
+        let valid = draw("valid", task.valid, cfg.valid_per_task)?;
+        let test = draw("test", task.test, cfg.test_per_task)?;
+        built.push(Task {
+            info: TaskInfo {
+                id,
+                name: task.name,
+                classes: (next_class..next_class + labels.len()).collect(),
+                scenario: cfg.scenario,
+                num_train: train.len(),
+                labels: labels.clone(),
+            },
+            train,
+            valid,
+            test,
+        });
+        next_class += labels.len();
+    }
+    let stream = TaskStream::new(name, cfg.scenario, next_class, built).map_err(DataError::from)?;
+    Ok((stream, instructions))
 }
 
 /// Rejects names that are not a single folder name.
@@ -835,6 +922,53 @@ mod tests {
                 && err.contains("missing key `prompt`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_closed_label_order_becomes_a_stream_of_its_published_splits() {
+        let root = fixture("cl_benchmark/CL_Benchmark");
+        let tasks = load_order(Layout::ClBenchmark, &root, &["agnews", "amazon"]).unwrap();
+        let cfg = TextStreamConfig {
+            train_per_task: 3,
+            valid_per_task: 1,
+            test_per_task: 100,
+            ..TextStreamConfig::default()
+        };
+        let (stream, instructions) = instruction_stream("cl", tasks.clone(), &cfg).unwrap();
+        assert_eq!(stream.num_tasks(), 2);
+        let agnews = &stream.tasks()[0];
+        assert_eq!(agnews.info.labels, tasks[0].labels.clone().unwrap());
+        assert_eq!(agnews.info.classes, vec![0, 1, 2, 3]);
+        assert_eq!((agnews.train.len(), agnews.valid.len()), (3, 1));
+        // All 3 test records, each labelled with its answer's class.
+        assert_eq!(agnews.test.len(), tasks[0].test.len());
+        for e in &agnews.test {
+            let row = tasks[0].test.iter().find(|r| r.input == e.input).unwrap();
+            assert_eq!(agnews.info.labels[e.label], row.output);
+        }
+        let amazon = &stream.tasks()[1];
+        assert_eq!(amazon.info.classes[0], 4);
+        assert!(amazon.test.iter().all(|e| e.label >= 4 && e.task == 1));
+        assert_eq!(instructions[0], tasks[0].train[0].instruction);
+        // The same seed draws the same rows.
+        let (again, _) = instruction_stream("cl", tasks.clone(), &cfg).unwrap();
+        let inputs = |s: &TaskStream<String>| -> Vec<String> {
+            s.tasks()[0].train.iter().map(|e| e.input.clone()).collect()
+        };
+        assert_eq!(inputs(&again), inputs(&stream));
+        // An answer outside the labels, and a task without labels, are named.
+        let mut bad = tasks.clone();
+        bad[1].test[1].output = "meh".into();
+        let err = instruction_stream("cl", bad, &cfg).unwrap_err().to_string();
+        assert!(
+            err.contains("amazon/test") && err.contains("\"meh\""),
+            "{err}"
+        );
+        let trace = load_order(Layout::Trace, &fixture("trace"), &["FOMC"]).unwrap();
+        let err = instruction_stream("t", trace, &cfg)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("FOMC") && err.contains("free text"), "{err}");
     }
 
     #[test]

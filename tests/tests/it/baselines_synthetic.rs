@@ -104,3 +104,32 @@ fn parameter_accounting() {
         "2% of 96 rounds to 2 per task"
     );
 }
+
+/// The runner's evaluation shares batches across tasks without a task id; the accuracies and
+/// exact matches are those of evaluating each task alone (the tiny decoder's prompts have one
+/// length, so batching changes no padding).
+#[test]
+fn evaluating_every_task_in_shared_batches_equals_evaluating_each_alone() {
+    use cl_core::conformance::{CausalLmFixture, Fixture};
+    use cl_core::runner::{evaluate_all, evaluate_with_greedy};
+    for scenario in [Scenario::ClassIncremental, Scenario::TaskIncremental] {
+        let stream = CausalLmFixture::stream(scenario);
+        let model = CausalLmFixture::model(stream.num_classes());
+        let method = LoraBaseline::<TestBackend, _>::from_model(
+            Baseline::SeqLora,
+            BaselineConfig::default(),
+            model,
+            3,
+        )
+        .unwrap();
+        // 7 prompts a batch: batches straddle the tasks' boundaries.
+        let shared = evaluate_all::<TestBackend, _>(&method, &stream, 7).unwrap();
+        let alone: Vec<(f64, Option<f64>)> = stream
+            .tasks()
+            .iter()
+            .map(|t| evaluate_with_greedy::<TestBackend, _>(&method, t, &stream, 64).unwrap())
+            .collect();
+        assert_eq!(shared, alone, "{scenario:?}");
+        assert!(shared.iter().all(|(_, em)| em.is_some()));
+    }
+}

@@ -88,6 +88,28 @@ fn default_act() -> String {
 }
 
 impl LlamaConfig {
+    /// A 2-block decoder for tests: d 64, 4 query / 2 key-value heads, MLP 96, 64 positions,
+    /// `vocab` tokens, tied embeddings.
+    pub fn tiny(vocab: usize) -> Self {
+        Self {
+            vocab_size: vocab,
+            hidden_size: 64,
+            intermediate_size: 96,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            num_key_value_heads: Some(2),
+            head_dim: None,
+            rms_norm_eps: 1e-5,
+            rope_theta: 10_000.0,
+            max_position_embeddings: 64,
+            tie_word_embeddings: true,
+            hidden_act: "silu".into(),
+            rope_scaling: None,
+            attention_bias: false,
+            mlp_bias: false,
+        }
+    }
+
     /// Key/value heads.
     pub fn kv_heads(&self) -> usize {
         self.num_key_value_heads.unwrap_or(self.num_attention_heads)
@@ -715,23 +737,7 @@ pub(crate) mod tests {
     pub(crate) type B = NdArray<f32>;
 
     pub(crate) fn tiny_config() -> LlamaConfig {
-        LlamaConfig {
-            vocab_size: 50,
-            hidden_size: 64,
-            intermediate_size: 96,
-            num_hidden_layers: 2,
-            num_attention_heads: 4,
-            num_key_value_heads: Some(2),
-            head_dim: None,
-            rms_norm_eps: 1e-5,
-            rope_theta: 10_000.0,
-            max_position_embeddings: 64,
-            tie_word_embeddings: true,
-            hidden_act: "silu".into(),
-            rope_scaling: None,
-            attention_bias: false,
-            mlp_bias: false,
-        }
+        LlamaConfig::tiny(50)
     }
 
     /// A random 2-block decoder (d 64, 4 query / 2 key-value heads, vocab 50).

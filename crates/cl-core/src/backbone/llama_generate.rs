@@ -102,7 +102,7 @@ pub fn generate<B: Backend>(
     model: &LlamaModel<B>,
     prompts: &[&[u32]],
     cfg: &GenerationConfig,
-    mut stop: impl FnMut(usize, &[u32]) -> bool,
+    stop: impl FnMut(usize, &[u32]) -> bool,
 ) -> Result<Vec<Generated>> {
     cfg.validate()?;
     for (i, p) in prompts.iter().enumerate() {
@@ -123,43 +123,97 @@ pub fn generate<B: Backend>(
             ));
         }
     }
-    let mut out: Vec<Generated> = prompts
-        .iter()
+    if prompts.is_empty() || cfg.max_new_tokens == 0 {
+        return Ok(prompts
+            .iter()
+            .map(|_| Generated {
+                tokens: Vec::new(),
+                finish: Finish::Length,
+            })
+            .collect());
+    }
+    let batch = PaddedBatch::new(prompts, cfg.pad, PadSide::Left);
+    let state = prefill(model, &batch);
+    continue_generation(model, state, cfg, stop)
+}
+
+/// A left-padded batch of prompts after one pass: every block's keys and values, the key
+/// mask and the logits of each row's last position, from which generation or scoring goes on.
+#[derive(Debug, Clone)]
+pub struct Prefill<B: Backend> {
+    /// Keys and values of every block over the prompts.
+    pub cache: Vec<Option<LayerCache<B>>>,
+    /// `[rows][total]` row-major: 1 at real tokens, 0 at padding.
+    pub mask: Vec<f32>,
+    /// Rows of the batch.
+    pub rows: usize,
+    /// Positions cached per row (the padded prompt length).
+    pub total: usize,
+    /// `[rows, vocab]`: the logits after each prompt's last token.
+    pub last_logits: Tensor<B, 2>,
+}
+
+/// Runs `batch` (left-padded) once through `model`, keeping what continuing it needs.
+pub fn prefill<B: Backend>(model: &LlamaModel<B>, batch: &PaddedBatch) -> Prefill<B> {
+    let device = model.device();
+    let (rows, len) = (batch.batch, batch.len);
+    let inputs = AttentionInputs::new(
+        &batch.mask,
+        rows,
+        len,
+        len,
+        model.head_dim(),
+        model.rope_theta,
+        &device,
+    );
+    let mut cache: Vec<Option<LayerCache<B>>> = vec![None; model.layers.len()];
+    let (h, _) = model.hidden(
+        ids_tensor::<B>(batch, &device),
+        &inputs,
+        Some(&mut cache),
+        &[],
+    );
+    let vocab = model.vocab_size();
+    let last_logits = model.logits(h.narrow(1, len - 1, 1)).reshape([rows, vocab]);
+    Prefill {
+        cache,
+        mask: batch.mask.clone(),
+        rows,
+        total: len,
+        last_logits,
+    }
+}
+
+/// Generates from a [`prefill`]ed batch as [`generate`] does (whose prompt pass it was).
+pub fn continue_generation<B: Backend>(
+    model: &LlamaModel<B>,
+    state: Prefill<B>,
+    cfg: &GenerationConfig,
+    mut stop: impl FnMut(usize, &[u32]) -> bool,
+) -> Result<Vec<Generated>> {
+    cfg.validate()?;
+    let device = model.device();
+    let Prefill {
+        mut cache,
+        mut mask,
+        rows,
+        mut total,
+        last_logits,
+    } = state;
+    let mut out: Vec<Generated> = (0..rows)
         .map(|_| Generated {
             tokens: Vec::new(),
             finish: Finish::Length,
         })
         .collect();
-    if prompts.is_empty() || cfg.max_new_tokens == 0 {
-        return Ok(out);
-    }
-    let device = model.device();
-    let batch = PaddedBatch::new(prompts, cfg.pad, PadSide::Left);
-    let (rows, prompt_len) = (batch.batch, batch.len);
     let budget = cfg
         .max_new_tokens
-        .min(model.max_positions.saturating_sub(prompt_len));
-    let mut mask = batch.mask.clone();
-    let mut total = prompt_len;
-    let mut cache: Vec<Option<LayerCache<B>>> = vec![None; model.layers.len()];
+        .min(model.max_positions.saturating_sub(total));
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let mut done = vec![false; rows];
-    let mut ids = ids_tensor::<B>(&batch, &device);
-    let mut new = prompt_len;
+    let mut logits = last_logits;
     for step in 0..budget {
-        let inputs = AttentionInputs::new(
-            &mask,
-            rows,
-            total,
-            new,
-            model.head_dim(),
-            model.rope_theta,
-            &device,
-        );
-        let (h, _) = model.hidden(ids, &inputs, Some(&mut cache), &[]);
-        let last = h.narrow(1, new - 1, 1);
-        let logits = model.logits(last);
-        let vocab = logits.dims()[2];
+        let vocab = logits.dims()[1];
         let host: Vec<f32> = logits
             .into_data()
             .convert::<f32>()
@@ -200,9 +254,19 @@ pub fn generate<B: Backend>(
         }
         mask = grown;
         total += 1;
-        new = 1;
+        let inputs = AttentionInputs::new(
+            &mask,
+            rows,
+            total,
+            1,
+            model.head_dim(),
+            model.rope_theta,
+            &device,
+        );
         let next: Vec<i64> = next.into_iter().map(i64::from).collect();
-        ids = Tensor::<B, 2, Int>::from_data(TensorData::new(next, [rows, 1]), &device);
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(next, [rows, 1]), &device);
+        let (h, _) = model.hidden(ids, &inputs, Some(&mut cache), &[]);
+        logits = model.logits(h).reshape([rows, vocab]);
     }
     Ok(out)
 }

@@ -28,7 +28,10 @@ use crate::stream::mix_seed;
 pub use bert::{BertConfig, BertEncoder, TokenIds};
 pub use bert_loader::load_bert;
 pub use llama::{LlamaConfig, LlamaModel, PadSide, PaddedBatch};
-pub use llama_generate::{Finish, Generated, GenerationConfig, Sampling, TextGenerator, generate};
+pub use llama_generate::{
+    Finish, Generated, GenerationConfig, Prefill, Sampling, TextGenerator, continue_generation,
+    generate, prefill,
+};
 pub use llama_lm::{
     AnswerForward, answer_forward, answer_log_probs, answer_loss, per_row_mean_nll,
     score_continuations,

@@ -6,27 +6,50 @@
 use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Bool, Int, Tensor, TensorData};
+use tokenizers::Tokenizer;
 
 use super::{ScoresAndGreedy, TaskModel, TrainForward};
-use crate::backbone::llama::{AttentionInputs, LayerCache, PadSide, PaddedBatch, ids_tensor};
-use crate::backbone::{Backbone, LlamaModel, TokenIds, answer_forward, per_row_mean_nll};
+use crate::backbone::llama::{AttentionInputs, LayerCache, PadSide, PaddedBatch};
+use crate::backbone::{
+    Backbone, Finish, Generated, GenerationConfig, LlamaModel, TokenIds, answer_forward,
+    continue_generation, per_row_mean_nll, prefill,
+};
 use crate::error::{ClError, Result};
 
-/// What the model must answer for each class.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Greedy answers are generated up to this many tokens beyond the longest class answer before
+/// they are compared as text (an answer still running by then matches no class).
+pub const GENERATION_SLACK: usize = 4;
+
+/// Key positions (rows × cached length) one rank-classification pass over several classes may
+/// hold: about 46 KB each for SmolLM2-135M's 30 blocks, so 8192 keep a pass near 380 MB.
+const BRANCH_KEYS: usize = 8192;
+
+/// What the model must answer for each class, and how its greedy answers are matched.
+#[derive(Debug, Clone)]
 pub struct Verbalizer {
-    /// `answers[c]`: the token ids that follow a prompt of class `c` (its label word, then the
+    /// `answers[c]`: the token ids that follow a prompt of class `c` (its label word, then an
     /// end-of-text token, so that generation stops after it).
     pub answers: Vec<Vec<u32>>,
     /// The padding id of batches.
     pub pad: u32,
+    /// Ids that end a generated answer.
+    pub eos: Vec<u32>,
+    text: Option<AnswerText>,
+}
+
+/// The answers as normalised text, with the tokenizer that decodes generations.
+#[derive(Debug, Clone)]
+struct AnswerText {
+    tokenizer: Tokenizer,
+    normalised: Vec<String>,
 }
 
 impl Verbalizer {
-    /// The answers of the stream's classes in class order; errors when there is no class or a
-    /// class has no answer token.
-    pub fn new(answers: Vec<Vec<u32>>, pad: u32) -> Result<Self> {
+    /// The answers of the stream's classes in class order (each ending with one of `eos`);
+    /// errors when there is no class or a class has no answer token. Greedy answers match a
+    /// class when their ids equal its answer; [`Verbalizer::with_text`] compares text instead.
+    pub fn new(answers: Vec<Vec<u32>>, pad: u32, eos: Vec<u32>) -> Result<Self> {
         if answers.is_empty() {
             return Err(ClError::config("verbalizer", "has no class"));
         }
@@ -36,13 +59,108 @@ impl Verbalizer {
                 "is empty: every class needs at least one answer token",
             ));
         }
-        Ok(Self { answers, pad })
+        if eos.is_empty() {
+            return Err(ClError::config(
+                "verbalizer.eos",
+                "is empty: generation needs an id that ends an answer",
+            ));
+        }
+        Ok(Self {
+            answers,
+            pad,
+            eos,
+            text: None,
+        })
+    }
+
+    /// Greedy answers are decoded with `tokenizer` and match the class whose answer has the
+    /// same text after [`normalize_answer`] (the papers' exact match). Errors when two classes'
+    /// answers normalise to the same text or one does not decode.
+    pub fn with_text(mut self, tokenizer: Tokenizer) -> Result<Self> {
+        let mut normalised = Vec::with_capacity(self.answers.len());
+        for (c, answer) in self.answers.iter().enumerate() {
+            let visible = self.without_eos(answer);
+            let text = tokenizer
+                .decode(visible, true)
+                .map_err(|e| ClError::config(format!("verbalizer.answers[{c}]"), e.to_string()))?;
+            let norm = normalize_answer(&text);
+            if let Some(other) = normalised.iter().position(|n| *n == norm) {
+                return Err(ClError::config(
+                    format!("verbalizer.answers[{c}]"),
+                    format!(
+                        "{text:?} normalises to {norm:?}, as class {other}'s answer does: exact match could not tell them apart"
+                    ),
+                ));
+            }
+            normalised.push(norm);
+        }
+        self.text = Some(AnswerText {
+            tokenizer,
+            normalised,
+        });
+        Ok(self)
     }
 
     /// The longest answer, in tokens.
     pub fn longest(&self) -> usize {
         self.answers.iter().map(Vec::len).max().unwrap_or(0)
     }
+
+    /// How many tokens greedy decoding runs for: the longest answer, plus
+    /// [`GENERATION_SLACK`] when answers are compared as text.
+    pub fn generation_budget(&self) -> usize {
+        self.longest()
+            + if self.text.is_some() {
+                GENERATION_SLACK
+            } else {
+                0
+            }
+    }
+
+    /// The class a greedy generation answers, if any: its ids equal a class's answer, or (with
+    /// [`Verbalizer::with_text`]) it ended with an end-of-text id and its text normalises to a
+    /// class's.
+    pub fn class_of(&self, generated: &Generated) -> Result<Option<usize>> {
+        let Some(text) = &self.text else {
+            return Ok(self.answers.iter().position(|a| *a == generated.tokens));
+        };
+        if generated.finish != Finish::Eos {
+            return Ok(None);
+        }
+        let decoded = text
+            .tokenizer
+            .decode(self.without_eos(&generated.tokens), true)
+            .map_err(|e| {
+                ClError::config(
+                    "generated answer",
+                    format!("decoding {:?}: {e}", generated.tokens),
+                )
+            })?;
+        let norm = normalize_answer(&decoded);
+        Ok(text.normalised.iter().position(|n| *n == norm))
+    }
+
+    fn without_eos<'a>(&self, ids: &'a [u32]) -> &'a [u32] {
+        match ids.split_last() {
+            Some((last, rest)) if self.eos.contains(last) => rest,
+            _ => ids,
+        }
+    }
+}
+
+/// SQuAD's answer normalisation, which the LLM continual-learning papers' exact match uses:
+/// lower case, ASCII punctuation removed, the articles `a`, `an`, `the` removed, whitespace
+/// runs collapsed to one space and trimmed.
+pub fn normalize_answer(text: &str) -> String {
+    let lower = text.to_lowercase();
+    let kept: String = lower
+        .chars()
+        .filter(|c| !c.is_ascii_punctuation())
+        .collect();
+    kept.split_whitespace()
+        .filter(|w| !matches!(*w, "a" | "an" | "the"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A decoder trained to answer each prompt with its class's [`Verbalizer`] answer.
@@ -110,16 +228,24 @@ impl<B: Backend> TaskModel<B> for CausalLm<B> {
         Ok(self.class_scores_with_greedy(inputs)?.0)
     }
 
-    /// Rank classification and, from the same passes, the class whose answer (its label
-    /// tokens, then end-of-text) is exactly what greedy decoding generates.
+    /// Rank classification and, from the same prompt pass, the class each greedy generation
+    /// answers ([`Verbalizer::class_of`]).
     fn class_scores_with_greedy(&self, inputs: &[&TokenIds]) -> Result<ScoresAndGreedy<B>> {
         let prompts: Vec<&[u32]> = inputs.iter().map(|p| p.as_slice()).collect();
-        let (scores, greedy) = rank_classification_with_greedy(
+        let v = &self.verbalizer;
+        let generation = GenerationConfig::greedy(v.generation_budget(), v.eos.clone(), v.pad);
+        let (scores, generated) = rank_and_generate(
             &self.backbone,
             &prompts,
-            &self.verbalizer.answers,
-            self.verbalizer.pad,
+            &v.answers,
+            v.pad,
+            BRANCH_KEYS,
+            Some(&generation),
         )?;
+        let greedy = generated
+            .iter()
+            .map(|g| v.class_of(g))
+            .collect::<Result<Vec<_>>>()?;
         Ok((scores, Some(greedy)))
     }
 
@@ -160,29 +286,41 @@ impl<B: Backend> TaskModel<B> for CausalLm<B> {
 /// `log p(answer_c | prompt)` for every prompt and every candidate answer `c`:
 /// `[prompts, answers]`, without autodiff needs (it works under autodiff too).
 ///
-/// The prompts run once, left-padded, keeping their keys and values; each candidate's tokens
-/// after its first then run on that cache (the first token's log-probability comes from the
-/// prompt's last position). Equal to [`crate::backbone::score_continuations`] on every pair,
-/// at the cost of one prompt pass plus one short pass per candidate.
+/// The prompts run once, left-padded, keeping their keys and values; the candidates' tokens
+/// after their first then run on that cache, several candidates per pass (each prompt's cache
+/// repeated for them, the shorter answers right-padded), while the first token's
+/// log-probability comes from the prompt's last position. Equal to
+/// [`crate::backbone::score_continuations`] on every pair, at the cost of one prompt pass plus
+/// a few short ones.
 pub fn rank_classification<B: Backend>(
     model: &LlamaModel<B>,
     prompts: &[&[u32]],
     answers: &[Vec<u32>],
     pad: u32,
 ) -> Result<Tensor<B, 2>> {
-    Ok(rank_classification_with_greedy(model, prompts, answers, pad)?.0)
+    Ok(rank_and_generate(model, prompts, answers, pad, BRANCH_KEYS, None)?.0)
 }
 
-/// [`rank_classification`] and, for each prompt, the candidate that greedy decoding generates
-/// exactly (every token the argmax of its position, the answer's last token included), if any.
-/// Greedy decoding is one path, so at most one candidate of distinct answers ending with a
-/// common end token matches.
-pub fn rank_classification_with_greedy<B: Backend>(
+/// [`rank_classification`] and, with `generation`, each prompt's continuation
+/// ([`crate::backbone::generate`]) from the same prompt pass.
+pub fn rank_classification_and_generation<B: Backend>(
     model: &LlamaModel<B>,
     prompts: &[&[u32]],
     answers: &[Vec<u32>],
     pad: u32,
-) -> Result<(Tensor<B, 2>, Vec<Option<usize>>)> {
+    generation: &GenerationConfig,
+) -> Result<(Tensor<B, 2>, Vec<Generated>)> {
+    rank_and_generate(model, prompts, answers, pad, BRANCH_KEYS, Some(generation))
+}
+
+fn rank_and_generate<B: Backend>(
+    model: &LlamaModel<B>,
+    prompts: &[&[u32]],
+    answers: &[Vec<u32>],
+    pad: u32,
+    branch_keys: usize,
+    generation: Option<&GenerationConfig>,
+) -> Result<(Tensor<B, 2>, Vec<Generated>)> {
     let device = model.device();
     let longest = answers.iter().map(Vec::len).max().unwrap_or(0);
     for (i, p) in prompts.iter().enumerate() {
@@ -209,87 +347,104 @@ pub fn rank_classification_with_greedy<B: Backend>(
             "is empty: rank classification needs at least one token per candidate",
         ));
     }
+    if let Some(cfg) = generation {
+        cfg.validate()?;
+    }
     let n = prompts.len();
     if n == 0 || answers.is_empty() {
-        return Ok((Tensor::zeros([n, answers.len()], &device), vec![None; n]));
+        let none = prompts
+            .iter()
+            .map(|_| Generated {
+                tokens: Vec::new(),
+                finish: Finish::Length,
+            })
+            .collect();
+        return Ok((Tensor::zeros([n, answers.len()], &device), none));
     }
     let batch = PaddedBatch::new(prompts, pad, PadSide::Left);
+    let state = prefill(model, &batch);
     let len = batch.len;
-    let (head_dim, theta) = (model.head_dim(), model.rope_theta);
-    let inputs = AttentionInputs::new(&batch.mask, n, len, len, head_dim, theta, &device);
-    let mut cache: Vec<Option<LayerCache<B>>> = vec![None; model.layers.len()];
-    let (h, _) = model.hidden(
-        ids_tensor::<B>(&batch, &device),
-        &inputs,
-        Some(&mut cache),
-        &[],
-    );
-    let vocab = model.vocab_size();
-    let first = log_softmax(model.logits(h.narrow(1, len - 1, 1)), 2).reshape([n, vocab]);
-    let first_argmax = host_ids(first.clone().argmax(1))?;
-    let mut greedy = vec![None; n];
-    let mut columns = Vec::with_capacity(answers.len());
-    for (c, answer) in answers.iter().enumerate() {
-        let mut matched: Vec<bool> = first_argmax
-            .iter()
-            .map(|&a| a == i64::from(answer[0]))
-            .collect();
-        let head = Tensor::<B, 2, Int>::from_data(
-            TensorData::new(vec![i64::from(answer[0]); n], [n, 1]),
-            &device,
-        );
-        let mut score = first.clone().gather(1, head);
-        let rest = answer.len() - 1;
-        if rest > 0 {
-            let total = len + rest;
-            let mut mask = Vec::with_capacity(n * total);
-            let mut ids = Vec::with_capacity(n * rest);
-            for r in 0..n {
-                mask.extend_from_slice(&batch.mask[r * len..(r + 1) * len]);
-                mask.extend(std::iter::repeat_n(1.0, rest));
-                ids.extend(answer[..rest].iter().map(|&t| i64::from(t)));
-            }
-            let step = AttentionInputs::new(&mask, n, total, rest, head_dim, theta, &device);
-            let mut branch = cache.clone();
-            let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [n, rest]), &device);
-            let (h, _) = model.hidden(ids, &step, Some(&mut branch), &[]);
-            let targets: Vec<i64> = (0..n)
-                .flat_map(|_| answer[1..].iter().map(|&t| i64::from(t)))
-                .collect();
-            let targets =
-                Tensor::<B, 3, Int>::from_data(TensorData::new(targets, [n, rest, 1]), &device);
-            let log_probs = log_softmax(model.logits(h), 2);
-            let argmax = host_ids(log_probs.clone().argmax(2))?;
-            for (r, row) in argmax.chunks(rest).enumerate() {
-                if !row
-                    .iter()
-                    .zip(&answer[1..])
-                    .all(|(&a, &t)| a == i64::from(t))
-                {
-                    matched[r] = false;
-                }
-            }
-            let later = log_probs.gather(2, targets).sum_dim(1).reshape([n, 1]);
-            score = score + later;
-        }
-        for (r, &m) in matched.iter().enumerate() {
-            if m {
-                greedy[r] = Some(c);
-            }
-        }
-        columns.push(score);
+    let first = log_softmax(state.last_logits.clone(), 1);
+    let per_pass = (branch_keys / (n * (len + longest))).max(1);
+    let mut columns = Vec::with_capacity(answers.len().div_ceil(per_pass));
+    for group in answers.chunks(per_pass) {
+        columns.push(score_group(model, &state.cache, &batch, pad, &first, group));
     }
-    Ok((Tensor::cat(columns, 1), greedy))
+    let generated = match generation {
+        Some(cfg) => continue_generation(model, state, cfg, |_, _| false)?,
+        None => Vec::new(),
+    };
+    Ok((Tensor::cat(columns, 1), generated))
 }
 
-/// Int tensor values on the host, row-major.
-fn host_ids<B: Backend, const D: usize>(t: Tensor<B, D, Int>) -> Result<Vec<i64>> {
-    t.into_data()
-        .convert::<i64>()
-        .into_vec()
-        .map_err(|e| ClError::Unsupported {
-            reason: format!("reading token ids: {e:?}"),
+/// `[n, group]`: the log-likelihood of each of `group`'s answers after each prompt, the tokens
+/// after the first run in one pass over `n × group` rows (row `r · group + j`: prompt `r`,
+/// answer `j`).
+fn score_group<B: Backend>(
+    model: &LlamaModel<B>,
+    cache: &[Option<LayerCache<B>>],
+    batch: &PaddedBatch,
+    pad: u32,
+    first: &Tensor<B, 2>,
+    group: &[Vec<u32>],
+) -> Tensor<B, 2> {
+    let device = model.device();
+    let (n, len, k) = (batch.batch, batch.len, group.len());
+    let heads: Vec<i64> = (0..n)
+        .flat_map(|_| group.iter().map(|a| i64::from(a[0])))
+        .collect();
+    let heads = Tensor::<B, 2, Int>::from_data(TensorData::new(heads, [n, k]), &device);
+    let score = first.clone().gather(1, heads);
+    let rest = group.iter().map(|a| a.len() - 1).max().unwrap_or(0);
+    if rest == 0 {
+        return score;
+    }
+    let rows = n * k;
+    let total = len + rest;
+    let mut mask = Vec::with_capacity(rows * total);
+    let mut ids = Vec::with_capacity(rows * rest);
+    let mut targets = Vec::with_capacity(rows * rest);
+    let mut padded = Vec::with_capacity(rows * rest);
+    for r in 0..n {
+        for answer in group {
+            // Right padding after the answer: no real position looks at it.
+            mask.extend_from_slice(&batch.mask[r * len..(r + 1) * len]);
+            mask.extend(std::iter::repeat_n(1.0, rest));
+            for t in 0..rest {
+                let real = t + 1 < answer.len();
+                ids.push(i64::from(if real { answer[t] } else { pad }));
+                targets.push(if real { i64::from(answer[t + 1]) } else { 0 });
+                padded.push(!real);
+            }
+        }
+    }
+    let index: Vec<i64> = (0..n as i64)
+        .flat_map(|r| std::iter::repeat_n(r, k))
+        .collect();
+    let index = Tensor::<B, 1, Int>::from_data(TensorData::new(index, [rows]), &device);
+    let mut branch: Vec<Option<LayerCache<B>>> = cache
+        .iter()
+        .map(|c| {
+            c.as_ref().map(|c| LayerCache {
+                keys: c.keys.clone().select(0, index.clone()),
+                values: c.values.clone().select(0, index.clone()),
+            })
         })
+        .collect();
+    let (head_dim, theta) = (model.head_dim(), model.rope_theta);
+    let step = AttentionInputs::new(&mask, rows, total, rest, head_dim, theta, &device);
+    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [rows, rest]), &device);
+    let (h, _) = model.hidden(ids, &step, Some(&mut branch), &[]);
+    let targets =
+        Tensor::<B, 3, Int>::from_data(TensorData::new(targets, [rows, rest, 1]), &device);
+    let padded = Tensor::<B, 2, Bool>::from_data(TensorData::new(padded, [rows, rest]), &device);
+    let later = log_softmax(model.logits(h), 2)
+        .gather(2, targets)
+        .reshape([rows, rest])
+        .mask_fill(padded, 0.0)
+        .sum_dim(1)
+        .reshape([n, k]);
+    score + later
 }
 
 #[cfg(test)]
@@ -299,46 +454,99 @@ mod tests {
     use crate::backbone::score_continuations;
 
     #[test]
-    fn rank_classification_equals_scoring_each_pair() {
+    fn rank_classification_equals_scoring_each_pair_in_any_grouping_of_the_candidates() {
         let model = tiny(21);
         let prompts: Vec<&[u32]> = vec![&[3, 1, 4, 1, 5], &[9, 2], &[6]];
-        let answers = vec![vec![7], vec![8, 2], vec![11, 12, 13]];
-        let scores = rank_classification(&model, &prompts, &answers, 0).unwrap();
-        assert_eq!(scores.dims(), [3, 3]);
-        let got: Vec<f32> = scores.into_data().into_vec().unwrap();
-        for (r, p) in prompts.iter().enumerate() {
-            for (c, a) in answers.iter().enumerate() {
-                let expected = score_continuations(&model, &[(p, a.as_slice())], 0).unwrap()[0].0;
-                let value = f64::from(got[r * 3 + c]);
-                assert!(
-                    (value - expected).abs() < 1e-4,
-                    "{r},{c}: {value} vs {expected}"
-                );
+        let answers = vec![vec![7], vec![8, 2], vec![11, 12, 13], vec![4, 4]];
+        // One candidate per pass, two, and all four in one.
+        for keys in [1, 2 * 3 * 8, BRANCH_KEYS] {
+            let (scores, _) = rank_and_generate(&model, &prompts, &answers, 0, keys, None).unwrap();
+            assert_eq!(scores.dims(), [3, 4]);
+            let got: Vec<f32> = scores.into_data().into_vec().unwrap();
+            for (r, p) in prompts.iter().enumerate() {
+                for (c, a) in answers.iter().enumerate() {
+                    let expected =
+                        score_continuations(&model, &[(p, a.as_slice())], 0).unwrap()[0].0;
+                    let value = f64::from(got[r * 4 + c]);
+                    assert!(
+                        (value - expected).abs() < 1e-4,
+                        "{keys} keys, {r},{c}: {value} vs {expected}"
+                    );
+                }
             }
         }
     }
 
     #[test]
-    fn the_greedy_class_is_the_candidate_greedy_generation_produces() {
-        use crate::backbone::{GenerationConfig, generate};
+    fn generation_after_ranking_is_generate_and_its_class_is_the_answer_it_spells() {
+        use crate::backbone::generate;
         let model = tiny(8);
         let prompts: Vec<&[u32]> = vec![&[3, 1, 4, 1, 5], &[9, 2], &[6]];
-        let cfg = GenerationConfig::greedy(2, Vec::new(), 0);
-        let generated = generate(&model, &prompts, &cfg, |_, _| false).unwrap();
-        let (g1, g2) = (generated[0].tokens[0], generated[0].tokens[1]);
-        let answers = vec![vec![g1, g2], vec![(g1 + 1) % 50, g2]];
-        let (_, greedy) = rank_classification_with_greedy(&model, &prompts, &answers, 0).unwrap();
-        assert_eq!(greedy[0], Some(0));
-        for (r, g) in greedy.iter().enumerate() {
-            let made = &generated[r].tokens;
-            let expected = answers.iter().position(|a| a == made);
-            assert_eq!(*g, expected, "prompt {r}: generated {made:?}");
-        }
+        let cfg = GenerationConfig::greedy(3, vec![2], 0);
+        let expected = generate(&model, &prompts, &cfg, |_, _| false).unwrap();
+        let answers = vec![vec![7, 2], vec![8, 9, 2]];
+        let (_, generated) =
+            rank_classification_and_generation(&model, &prompts, &answers, 0, &cfg).unwrap();
+        assert_eq!(generated, expected);
+        // Token-exact matching: a class whose answer is the first generation, one that is not.
+        let made = expected[0].tokens.clone();
+        let mut other = made.clone();
+        other[0] = (other[0] + 1) % 50;
+        let v = Verbalizer::new(vec![other, made.clone()], 0, vec![2]).unwrap();
+        assert_eq!(v.class_of(&expected[0]).unwrap(), Some(1));
+        let lm = CausalLm::new(model, v);
+        let (_, greedy) = lm
+            .class_scores_with_greedy(&[&prompts[0].to_vec()])
+            .unwrap();
+        assert_eq!(greedy, Some(vec![Some(1)]));
+    }
+
+    /// A word-level tokenizer that decodes ids to their words joined by spaces.
+    fn words() -> Tokenizer {
+        let json = r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
+            "normalizer":null,"pre_tokenizer":null,"post_processor":null,"decoder":null,
+            "model":{"type":"WordLevel","unk_token":"[UNK]","vocab":{"Positive":0,
+            "negative":1,".":2,"</s>":3,"[UNK]":4,"positive":5,"The":6}}}"#;
+        json.parse().unwrap()
+    }
+
+    #[test]
+    fn exact_match_compares_normalised_text_of_finished_answers() {
+        assert_eq!(
+            normalize_answer("  The Positive, review!\n"),
+            "positive review"
+        );
+        assert_eq!(normalize_answer("an apple"), "apple");
+        let v = Verbalizer::new(vec![vec![5, 3], vec![1, 3]], 4, vec![3])
+            .unwrap()
+            .with_text(words())
+            .unwrap();
+        let made = |tokens: Vec<u32>, finish| Generated { tokens, finish };
+        // "The Positive ." then end of text: class 0 after normalisation.
+        assert_eq!(
+            v.class_of(&made(vec![6, 0, 2, 3], Finish::Eos)).unwrap(),
+            Some(0)
+        );
+        assert_eq!(v.class_of(&made(vec![1, 3], Finish::Eos)).unwrap(), Some(1));
+        // Still running when the budget ended: no class.
+        assert_eq!(v.class_of(&made(vec![0, 2], Finish::Length)).unwrap(), None);
+        assert_eq!(v.class_of(&made(vec![2, 3], Finish::Eos)).unwrap(), None);
+        assert_eq!(v.generation_budget(), 2 + GENERATION_SLACK);
+        let err = Verbalizer::new(vec![vec![5, 3], vec![0, 3]], 4, vec![3])
+            .unwrap()
+            .with_text(words())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("answers[1]") && err.contains("class 0"),
+            "{err}"
+        );
+        assert!(Verbalizer::new(vec![vec![5]], 4, vec![]).is_err());
     }
 
     #[test]
     fn the_loss_is_the_answer_nll_and_per_example_losses_average_to_it_for_equal_lengths() {
-        let verbalizer = Verbalizer::new(vec![vec![7, 1], vec![8, 1]], 0).unwrap();
+        let verbalizer = Verbalizer::new(vec![vec![7, 1], vec![8, 1]], 0, vec![1]).unwrap();
         let lm = CausalLm::new(tiny(5), verbalizer);
         let (a, b): (TokenIds, TokenIds) = (vec![3, 4, 5], vec![6, 2]);
         let loss: f32 = lm.loss(&[&a, &b], &[1, 0], None).unwrap().into_scalar();
@@ -363,6 +571,6 @@ mod tests {
         assert_eq!(out.mask.dims(), [2, 5]);
         let err = lm.loss(&[&a], &[2], None).unwrap_err().to_string();
         assert!(err.contains("verbalizer has 2 classes"), "{err}");
-        assert!(Verbalizer::new(vec![vec![1], vec![]], 0).is_err());
+        assert!(Verbalizer::new(vec![vec![1], vec![]], 0, vec![1]).is_err());
     }
 }

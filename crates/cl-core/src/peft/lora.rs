@@ -201,7 +201,24 @@ impl<B: Backend> LoraLinear<B> {
     }
 
     /// `x: [..., d_input]` → `[..., d_output]`.
+    ///
+    /// The leading dimensions are flattened into one, so that each weight takes part in one
+    /// matrix product (forward and backward) rather than one per batch row: burn-ndarray runs a
+    /// batched product as one GEMM per batch entry, each packing the whole weight again, which
+    /// dominated the decoder's few-token passes.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        if D <= 2 {
+            return self.forward_rows(x);
+        }
+        let dims = x.dims();
+        let rows: usize = dims[..D - 1].iter().product();
+        let y = self.forward_rows(x.reshape([rows, dims[D - 1]]));
+        let mut out = dims;
+        out[D - 1] = y.dims()[1];
+        y.reshape(out)
+    }
+
+    fn forward_rows<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let mut y = self.base.forward(x.clone());
         for adapter in &self.adapters {
             y = y + adapter.forward(x.clone());

@@ -101,7 +101,7 @@ pub fn synthetic_stream(cfg: &SyntheticStreamConfig) -> Result<TaskStream<Vec<f3
 }
 
 /// One standard normal draw (Box–Muller).
-fn gaussian(rng: &mut StdRng) -> f32 {
+pub(crate) fn gaussian(rng: &mut StdRng) -> f32 {
     let u1: f32 = rng.random_range(f32::EPSILON..1.0);
     let u2: f32 = rng.random();
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f32::consts::PI * u2).cos()
