@@ -355,8 +355,10 @@ pub fn write_paper(
         "\nRows and their `cl run` (plus `--stream --order --seed` and the sizes):\n"
     )?;
     for row in &paper.rows {
+        // The configs of the streams the row runs on (ablations: the first one only).
         let cfg = streams
             .iter()
+            .filter(|s| paper.rows_on(s).any(|r| r == row))
             .filter_map(|s| row.config_for(s))
             .collect::<Vec<_>>();
         let mut cfg_unique = cfg.clone();
@@ -630,6 +632,14 @@ mod tests {
         );
         assert!(md.contains("text5: BWT rkif (-3.0) above replay-2pct (-10.0): **holds**"));
         assert!(md.contains("| `configs/rkif/ablations/average.json` | 55.0 | -3.0 | -5.0 | 1 |"));
+        // Each row lists the configs of the streams it runs on: ablations the first one only.
+        assert!(md.contains(
+            "`--config configs/rkif/text5.json` / `configs/rkif/text15.json` / `configs/decoder/rkif.json`"
+        ));
+        assert!(
+            md.contains("`--config configs/rkif/ablations/average.json`\n"),
+            "{md}"
+        );
         for file in [
             "README.md",
             "runs.csv",
