@@ -388,14 +388,14 @@ where
         }
     }
 
-    fn predict_with_greedy(
+    fn predictions(
         &self,
         inputs: &[&M::Input],
         _ctx: &EvalContext,
-    ) -> Result<cl_core::model::ScoresAndGreedy<Inner<B>>> {
+    ) -> Result<cl_core::model::Predictions<Inner<B>>> {
         match &self.merged {
-            Some(model) => model.class_scores_with_greedy(inputs),
-            None => self.learner.predict_with_greedy(inputs),
+            Some(model) => model.predictions(inputs),
+            None => self.learner.predictions(inputs),
         }
     }
 

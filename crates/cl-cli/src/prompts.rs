@@ -166,6 +166,58 @@ pub fn prompt_stream(
     Ok((stream, Verbalizer::new(answers, tok.pad, vec![tok.eos])?))
 }
 
+/// A stream of whole prompts with free-text answers (TRACE) as token ids, and the verbalizer
+/// holding each answer's tokens (`class c`: the label text of class `c`, tokenized as a piece,
+/// cut to `max_answer - 1` tokens, then end-of-text). A prompt longer than `max_len` tokens
+/// loses its first tokens, as TRACE truncates from the left (the answer cue at its end is kept).
+/// The stream keeps its scoring (each task's text metric).
+pub fn free_text_prompts(
+    raw: TaskStream<String>,
+    tok: &PromptTokenizer,
+    max_len: usize,
+    max_answer: usize,
+) -> Result<(TaskStream<TokenIds>, Verbalizer)> {
+    if max_answer < 2 {
+        bail!("--max-answer-len {max_answer}: an answer needs a token and the end of text");
+    }
+    let mut texts: Vec<Option<&String>> = vec![None; raw.num_classes()];
+    for task in raw.tasks() {
+        for (&class, label) in task.info.classes.iter().zip(&task.info.labels) {
+            texts[class] = Some(label);
+        }
+    }
+    let answers = texts
+        .iter()
+        .enumerate()
+        .map(|(class, text)| {
+            let Some(text) = text else {
+                bail!("class {class} of stream {} has no answer text", raw.name());
+            };
+            let mut ids = (tok.piece)(text)?;
+            if ids.is_empty() {
+                bail!(
+                    "stream {}: the answer {text:?} has no token; an answer needs at least one",
+                    raw.name()
+                );
+            }
+            ids.truncate(max_answer - 1);
+            ids.push(tok.eos);
+            Ok(ids)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let stream = raw.map_inputs(|prompts| {
+        prompts
+            .iter()
+            .map(|prompt| {
+                let ids = (tok.prompt)(prompt)
+                    .map_err(|e| cl_core::error::ClError::config("prompt", e.to_string()))?;
+                Ok(ids[ids.len().saturating_sub(max_len)..].to_vec())
+            })
+            .collect()
+    })?;
+    Ok((stream, Verbalizer::new(answers, tok.pad, vec![tok.eos])?))
+}
+
 /// The prompt's ids, the text cut at a character boundary until they are at most `max_len`.
 fn fit_prompt(
     tok: &PromptTokenizer,
@@ -243,6 +295,34 @@ mod tests {
             })
             .collect();
         TaskStream::new("t", Scenario::ClassIncremental, 2 * names.len(), tasks).unwrap()
+    }
+
+    #[test]
+    fn free_text_prompts_keep_their_end_cut_answers_and_keep_the_scoring() {
+        use cl_core::stream::Scoring;
+        use cl_core::text_metrics::TextMetric;
+        let scoring = vec![
+            Scoring::Text {
+                metric: TextMetric::RougeL,
+                sources: Vec::new(),
+            },
+            Scoring::Classes,
+        ];
+        let raw = stream(&["a", "b"], &[["one two three four", "x"], ["yy", "zzz"]])
+            .with_scoring(scoring.clone())
+            .unwrap();
+        let (ids, verbalizer) = free_text_prompts(raw, &TOK, 3, 3).unwrap();
+        // "buy cheap pills now from our shop today": its last 3 words.
+        assert_eq!(ids.tasks()[0].train[0].input, vec![3, 4, 5]);
+        assert_eq!(ids.tasks()[0].train[1].input, vec![5, 2, 4]);
+        // Answers: at most 2 tokens, then end of text.
+        assert_eq!(verbalizer.answers[0], vec![3, 3, 99]);
+        assert_eq!(verbalizer.answers[1], vec![1, 99]);
+        assert_eq!(verbalizer.answers[3], vec![3, 99]);
+        assert_eq!(ids.scoring(0), &scoring[0]);
+        let raw = stream(&["a"], &[["x", "y"]]);
+        let err = free_text_prompts(raw, &TOK, 3, 1).unwrap_err().to_string();
+        assert!(err.contains("--max-answer-len 1"), "{err}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use clap::builder::PossibleValuesParser;
 use serde_json::Value;
 
 use crate::backend::{BackendName, ListingBackend, OnBackend};
-use crate::prompts::{PromptTokenizer, prompt_stream};
+use crate::prompts::{PromptTokenizer, free_text_prompts, prompt_stream};
 use crate::registry;
 use crate::streams::{self, LoadedStream, SizeArgs, Sizes, StreamName, minilm_dir, smollm2_gguf};
 
@@ -73,7 +73,7 @@ pub struct RunArgs {
     pub(crate) backend: BackendName,
     /// A prepared text stream (`cl export`, `cl prune-model`) instead of `--stream`: nothing is
     /// fetched or tokenized; the file's sizes, scenario and seed apply (`--seed` must match it).
-    #[arg(long, conflicts_with_all = ["stream", "preset", "max_train", "test_per_task", "max_len", "image_size", "task_incremental"])]
+    #[arg(long, conflicts_with_all = ["stream", "preset", "max_train", "test_per_task", "max_len", "max_answer_len", "image_size", "task_incremental"])]
     pub(crate) stream_file: Option<PathBuf>,
     /// MiniLM directory (`model.safetensors`, `config.json`) instead of the cache's: e.g. the
     /// smaller copy `cl prune-model` writes beside its streams.
@@ -147,10 +147,15 @@ fn check_flags_apply(args: &RunArgs) -> Result<()> {
             .map(|s| s.name())
             .collect()
     };
-    let given: [(&str, bool, StreamTest); 3] = [
+    let given: [(&str, bool, StreamTest); 4] = [
         ("--max-len", args.sizes.max_len.is_some(), |s| {
             s.has_tokens()
         }),
+        (
+            "--max-answer-len",
+            args.sizes.max_answer_len.is_some(),
+            |s| s.free_text(),
+        ),
         ("--image-size", args.image_size.is_some(), |s| {
             s.backbone() == cl_core::registry::BackboneKind::MobileNetV2
         }),
@@ -421,6 +426,9 @@ fn describe(
     if stream.has_tokens() {
         put("cli.max_len", given.max_len.unwrap_or(sizes.max_len).into());
     }
+    if stream.free_text() {
+        put("cli.max_answer_len", given.answer_len().into());
+    }
     if stream.backbone() == cl_core::registry::BackboneKind::MobileNetV2 {
         put(
             "cli.image_size",
@@ -502,7 +510,7 @@ impl OnBackend for Job {
         let stream = stream.reordered(order, args.sizes.max_train, args.sizes.seed)?;
         let mut decoder = None;
         let stream = match stream {
-            LoadedStream::Prompts(raw, frames) => {
+            LoadedStream::Prompts(..) | LoadedStream::FreeText(_) => {
                 let path = smollm2_gguf(&cache);
                 let generator = load_llama_gguf::<B>(&path, &device)
                     .with_context(|| format!("loading {}", path.display()))?;
@@ -522,21 +530,37 @@ impl OnBackend for Job {
                     pad: generator.pad,
                 };
                 let max_len = args.sizes.max_len.unwrap_or(self.sizes.max_len);
-                let (ids, verbalizer) =
-                    prompt_stream(raw, args.stream.name(), &frames, &tok, max_len)?;
-                // Greedy answers count as exact matches after the papers' normalisation.
-                let verbalizer = verbalizer.with_text(generator.tokenizer.clone())?;
+                let text = generator.tokenizer.clone();
+                let (ids, verbalizer) = match stream {
+                    LoadedStream::FreeText(raw) => {
+                        let (ids, verbalizer) =
+                            free_text_prompts(raw, &tok, max_len, args.sizes.answer_len())?;
+                        // Greedy answers are decoded and scored by each task's metric.
+                        (ids, verbalizer.free_text(text))
+                    }
+                    other => {
+                        let LoadedStream::Prompts(raw, frames) = other else {
+                            bail!("a decoder stream is either prompts or free text");
+                        };
+                        let (ids, verbalizer) =
+                            prompt_stream(raw, args.stream.name(), &frames, &tok, max_len)?;
+                        // Greedy answers count as exact matches after the papers' normalisation.
+                        (ids, verbalizer.with_text(text)?)
+                    }
+                };
                 decoder = Some(CausalLm::new(generator.model, verbalizer));
                 LoadedStream::PromptIds(ids)
             }
             other => other,
         };
         let backbone = match &stream {
-            LoadedStream::Prompts(..) | LoadedStream::PromptIds(_) => HostBackbone::Smollm2(
-                decoder
-                    .take()
-                    .context("the decoder is loaded with its prompts")?,
-            ),
+            LoadedStream::Prompts(..) | LoadedStream::FreeText(_) | LoadedStream::PromptIds(_) => {
+                HostBackbone::Smollm2(
+                    decoder
+                        .take()
+                        .context("the decoder is loaded with its prompts")?,
+                )
+            }
             LoadedStream::Text(stream) => {
                 let model_dir = match &args.model_dir {
                     Some(dir) => dir.clone(),

@@ -121,6 +121,7 @@ pub(crate) fn run_args(
             push(&mut argv, "--max-train", text("cli.max_train"));
             push(&mut argv, "--test-per-task", text("cli.test_per_task"));
             push(&mut argv, "--max-len", text("cli.max_len"));
+            push(&mut argv, "--max-answer-len", text("cli.max_answer_len"));
             push(&mut argv, "--image-size", text("cli.image_size"));
             push(&mut argv, "--model-dir", text("cli.model_dir"));
             push(&mut argv, "--data-dir", text("cli.data_dir"));

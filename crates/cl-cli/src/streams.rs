@@ -9,7 +9,10 @@ use cl_core::registry::BackboneKind;
 use cl_core::stream::synthetic::{SyntheticStreamConfig, synthetic_stream};
 use cl_core::stream::{Scenario, TaskStream, task_order};
 use cl_data::fetch::package_dir;
-use cl_data::instruct::{CL_BENCHMARK_ORDERS, Layout, instruction_stream, load_order};
+use cl_data::instruct::{
+    CL_BENCHMARK_ORDERS, Layout, TRACE_ORDER, free_text_stream, instruction_stream, load_order,
+    trace_metric,
+};
 use cl_data::manifest::{
     DECODER_ONLY, MINILM, Package, SMOLLM2, TEXT5, TEXT5_GEN, TEXT15, TEXT15_GEN, VISION,
 };
@@ -38,6 +41,10 @@ pub enum StreamName {
     /// SmolLM2 decoder; `--order` 1-3 are its 4-task orders, 4-6 the 15-task ones.
     #[value(name = "cl-benchmark")]
     ClBenchmark,
+    /// TRACE's eight tasks read from `--data-dir` (its folder of `<task>/{train,eval,test}.json`),
+    /// on the SmolLM2 decoder: free-text answers, scored on the greedy answer with each task's
+    /// TRACE metric (accuracy, ROUGE-L, edit similarity, SARI).
+    Trace,
     /// Six image-classification tasks (real images), on MobileNetV2; task-incremental.
     Vision6,
     /// Five tasks of seeded Gaussian clusters on a tiny MLP (smoke tests).
@@ -53,6 +60,7 @@ impl StreamName {
             StreamName::Text5Gen => "text5-gen",
             StreamName::Text15Gen => "text15-gen",
             StreamName::ClBenchmark => "cl-benchmark",
+            StreamName::Trace => "trace",
             StreamName::Vision6 => "vision6",
             StreamName::Synthetic => "synthetic",
         }
@@ -70,9 +78,10 @@ impl StreamName {
     pub fn backbone(self) -> BackboneKind {
         match self {
             StreamName::Text5 | StreamName::Text15 => BackboneKind::MiniLm,
-            StreamName::Text5Gen | StreamName::Text15Gen | StreamName::ClBenchmark => {
-                BackboneKind::Smollm2
-            }
+            StreamName::Text5Gen
+            | StreamName::Text15Gen
+            | StreamName::ClBenchmark
+            | StreamName::Trace => BackboneKind::Smollm2,
             StreamName::Vision6 => BackboneKind::MobileNetV2,
             StreamName::Synthetic => BackboneKind::SyntheticMlp,
         }
@@ -109,7 +118,13 @@ impl StreamName {
 
     /// Whether the stream is read from `--data-dir`.
     pub fn reads_data_dir(self) -> bool {
-        self == StreamName::ClBenchmark
+        matches!(self, StreamName::ClBenchmark | StreamName::Trace)
+    }
+
+    /// Whether its answers are free text, scored on the generated text (`--max-answer-len`
+    /// applies).
+    pub fn free_text(self) -> bool {
+        self == StreamName::Trace
     }
 
     /// The `--order`s it has: a benchmark's own orders of its datasets, or for the others 1
@@ -117,6 +132,8 @@ impl StreamName {
     pub fn orders(self) -> usize {
         match self {
             StreamName::ClBenchmark => CL_BENCHMARK_ORDERS.len(),
+            // TRACE's scripts train in one order.
+            StreamName::Trace => 1,
             _ => 3,
         }
     }
@@ -133,7 +150,7 @@ impl StreamName {
             StreamName::Text15 => &TEXT15,
             StreamName::Text5Gen => &TEXT5_GEN,
             StreamName::Text15Gen => &TEXT15_GEN,
-            StreamName::ClBenchmark => &DECODER_ONLY,
+            StreamName::ClBenchmark | StreamName::Trace => &DECODER_ONLY,
             StreamName::Vision6 => &VISION,
             StreamName::Synthetic => &[],
         }
@@ -253,9 +270,15 @@ pub struct SizeArgs {
     /// Test rows per task (real streams; default: the preset's).
     #[arg(long)]
     pub test_per_task: Option<usize>,
-    /// Tokens per text (MiniLM), [CLS] and [SEP] included (default: the preset's).
+    /// Tokens per text (MiniLM), [CLS] and [SEP] included, or per prompt (the decoder)
+    /// (default: the preset's).
     #[arg(long)]
     pub max_len: Option<usize>,
+    /// Tokens of a free-text answer (`--stream trace`), end-of-text included: longer answers
+    /// are cut for training; greedy answers run 4 tokens beyond the longest (default: 32 with
+    /// `--preset quick`, 512 with `paper`, TRACE's `max_ans_len`).
+    #[arg(long)]
+    pub max_answer_len: Option<usize>,
     /// Seed of splits, data order, initialisation and sampling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -276,12 +299,21 @@ impl SizeArgs {
         }
     }
 
+    /// The answer length of a free-text stream: `--max-answer-len` or the preset's.
+    pub fn answer_len(&self) -> usize {
+        self.max_answer_len.unwrap_or(match self.preset {
+            Preset::Quick => 32,
+            Preset::Paper => 512,
+        })
+    }
+
     /// Zero sizes and a `--max-len` too short for [CLS], one token, [SEP] are errors.
     pub fn check(&self) -> Result<()> {
         for (flag, value) in [
             ("--max-train", self.max_train),
             ("--test-per-task", self.test_per_task),
             ("--max-len", self.max_len),
+            ("--max-answer-len", self.max_answer_len),
         ] {
             if value == Some(0) {
                 bail!("{flag} 0: must be at least 1");
@@ -301,6 +333,8 @@ pub enum LoadedStream {
     /// Raw texts and how each task frames them, to be made into prompts with the decoder's
     /// tokenizer once it is loaded (SmolLM2).
     Prompts(TaskStream<String>, PromptFrames),
+    /// Whole prompts with free-text answers (TRACE), to be tokenized by the decoder.
+    FreeText(TaskStream<String>),
     /// Prompt token ids (SmolLM2).
     PromptIds(TaskStream<TokenIds>),
     /// Images (MobileNetV2).
@@ -315,6 +349,7 @@ impl LoadedStream {
         match self {
             LoadedStream::Text(s) => s.num_classes(),
             LoadedStream::Prompts(s, _) => s.num_classes(),
+            LoadedStream::FreeText(s) => s.num_classes(),
             LoadedStream::PromptIds(s) => s.num_classes(),
             LoadedStream::Images(s) => s.num_classes(),
             LoadedStream::Vectors(s, _) => s.num_classes(),
@@ -332,6 +367,7 @@ impl LoadedStream {
         Ok(match self {
             LoadedStream::Text(s) => LoadedStream::Text(apply(s, order)?),
             LoadedStream::Prompts(s, frames) => LoadedStream::Prompts(apply(s, order)?, frames),
+            LoadedStream::FreeText(s) => LoadedStream::FreeText(apply(s, order)?),
             LoadedStream::PromptIds(s) => LoadedStream::PromptIds(apply(s, order)?),
             LoadedStream::Images(s) => LoadedStream::Images(apply(s, order)?),
             LoadedStream::Vectors(s, mlp) => {
@@ -408,6 +444,23 @@ pub fn load(
                 .collect();
             LoadedStream::Prompts(raw, frames)
         }
+        StreamName::Trace => {
+            let (dir, _) = data.context(
+                "--stream trace reads TRACE's data folder (one folder per task): give it with --data-dir",
+            )?;
+            let tasks = load_order(Layout::Trace, dir, TRACE_ORDER)?;
+            let metrics = TRACE_ORDER
+                .iter()
+                .map(|t| trace_metric(t))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            LoadedStream::FreeText(free_text_stream(
+                stream.name(),
+                Layout::Trace,
+                tasks,
+                &metrics,
+                &args.split(sizes, scenario),
+            )?)
+        }
         StreamName::Text5 | StreamName::Text15 => {
             let kind = stream.text_kind().expect("a text stream");
             LoadedStream::Text(tokenized_text_stream(
@@ -481,6 +534,78 @@ mod tests {
         dir
     }
 
+    /// A TRACE folder with its eight tasks, each a copy of cl-data's FOMC or MeetingBank fixture.
+    pub(crate) fn trace_dir() -> tempfile::TempDir {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cl-data/fixtures/trace");
+        let dir = tempfile::tempdir().unwrap();
+        for (i, task) in TRACE_ORDER.iter().enumerate() {
+            let from = fixture.join(if i % 2 == 0 { "FOMC" } else { "MeetingBank" });
+            let target = dir.path().join(task);
+            std::fs::create_dir_all(&target).unwrap();
+            for file in ["train.json", "eval.json", "test.json"] {
+                std::fs::copy(from.join(file), target.join(file)).unwrap();
+            }
+        }
+        dir
+    }
+
+    #[test]
+    fn trace_loads_its_eight_tasks_with_their_metrics() {
+        use cl_core::stream::Scoring;
+        use cl_core::text_metrics::TextMetric;
+        let dir = trace_dir();
+        let args = SizeArgs {
+            preset: Preset::Quick,
+            max_train: None,
+            test_per_task: None,
+            max_len: None,
+            max_answer_len: None,
+            seed: 0,
+            task_incremental: false,
+        };
+        let sizes = Preset::Quick.sizes(BackboneKind::Smollm2);
+        let cache = Path::new("/nonexistent");
+        let loaded = load(
+            StreamName::Trace,
+            &args,
+            sizes,
+            None,
+            cache,
+            Some((dir.path(), 1)),
+        );
+        let Ok(LoadedStream::FreeText(raw)) = loaded else {
+            panic!("TRACE loads as free text");
+        };
+        let names: Vec<&str> = raw.tasks().iter().map(|t| t.info.name.as_str()).collect();
+        assert_eq!(names, TRACE_ORDER);
+        let metric = |t: usize| raw.scoring(t).text_metric();
+        assert_eq!(metric(2), Some(TextMetric::RougeL));
+        assert_eq!(metric(3), Some(TextMetric::CodeSimilarity));
+        assert_eq!(metric(4), Some(TextMetric::FirstChar));
+        let Scoring::Text { sources, .. } = raw.scoring(7) else {
+            panic!("20Minuten is scored on text");
+        };
+        assert_eq!(sources.len(), raw.tasks()[7].test.len());
+        assert_eq!(args.answer_len(), 32);
+        let err = load(StreamName::Trace, &args, sizes, None, cache, None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("--data-dir"), "{err}");
+        std::fs::remove_dir_all(dir.path().join("Py150")).unwrap();
+        let err = load(
+            StreamName::Trace,
+            &args,
+            sizes,
+            None,
+            cache,
+            Some((dir.path(), 1)),
+        )
+        .err()
+        .unwrap();
+        assert!(format!("{err:#}").contains("Py150"), "{err:#}");
+    }
+
     #[test]
     fn cl_benchmark_loads_an_order_from_the_data_dir_and_shares_answer_classes() {
         let dir = cl_benchmark();
@@ -489,6 +614,7 @@ mod tests {
             max_train: None,
             test_per_task: None,
             max_len: None,
+            max_answer_len: None,
             seed: 0,
             task_incremental: false,
         };

@@ -104,7 +104,7 @@ fn methods_lists_every_registered_method_with_what_it_runs_on() {
     for (name, on) in [
         (
             "seq-lora",
-            "on minilm, synthetic-mlp, smollm2; streams text5, text15, text5-gen, text15-gen, cl-benchmark, synthetic",
+            "on minilm, synthetic-mlp, smollm2; streams text5, text15, text5-gen, text15-gen, cl-benchmark, trace, synthetic",
         ),
         ("olora", "cl-core; class-incremental, task-incremental"),
         ("arith", "cl-arith"),
@@ -188,7 +188,7 @@ fn bad_arguments_are_one_clear_line() {
                 "--data-dir",
                 ".",
             ],
-            "--data-dir is read by cl-benchmark only",
+            "--data-dir is read by cl-benchmark, trace only",
         ),
     ] {
         let (ok, text) = cl_status(&args);
@@ -441,6 +441,10 @@ fn bad_values_and_flags_that_do_not_apply_are_clear_errors() {
             "--max-len does not apply to --stream synthetic",
         ),
         (vec!["--image-size", "40"], "--image-size does not apply"),
+        (
+            vec!["--max-answer-len", "8"],
+            "--max-answer-len does not apply to --stream synthetic (it is read by trace only)",
+        ),
         (vec!["--config", binary], "not UTF-8 text"),
     ] {
         let result = cl()

@@ -18,7 +18,7 @@ use rand::rngs::StdRng;
 use crate::backbone::Backbone;
 use crate::checkpoint::{load_module, save_module};
 use crate::error::Result;
-use crate::model::{ScoresAndGreedy, TaskModel, TrainableModel, allowed_classes};
+use crate::model::{Predictions, TaskModel, TrainableModel, allowed_classes};
 use crate::optim::{OptimizerConfig, TaskOptimizer};
 use crate::peft::{ParamFilter, TaskVector};
 use crate::stream::{Example, TaskId, TaskInfo, mix_seed};
@@ -153,12 +153,10 @@ where
         self.model.valid().class_scores(inputs)
     }
 
-    /// [`Learner::predict`] with the greedy answers where the model generates.
-    pub fn predict_with_greedy(
-        &self,
-        inputs: &[&M::Input],
-    ) -> Result<ScoresAndGreedy<B::InnerBackend>> {
-        self.model.valid().class_scores_with_greedy(inputs)
+    /// The current model's [`TaskModel::predictions`] (class scores, greedy answers where the
+    /// model generates), without autodiff.
+    pub fn predictions(&self, inputs: &[&M::Input]) -> Result<Predictions<B::InnerBackend>> {
+        self.model.valid().predictions(inputs)
     }
 
     /// The backbone's frozen pre-trained parameters by path ([`crate::Method::backbone_params`]).

@@ -29,6 +29,7 @@ pub mod peft;
 pub mod registry;
 pub mod runner;
 pub mod stream;
+pub mod text_metrics;
 pub mod weights;
 
 pub use error::{ClError, Result};

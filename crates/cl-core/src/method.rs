@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::metrics::Protocol;
-use crate::model::ScoresAndGreedy;
+use crate::model::Predictions;
 use crate::peft::TaskVector;
 use crate::stream::{Example, Scenario, TaskId, TaskInfo};
 
@@ -114,15 +114,16 @@ pub trait Method<B: AutodiffBackend> {
         ctx: &EvalContext,
     ) -> Result<Tensor<B::InnerBackend, 2>>;
 
-    /// [`Method::predict`] and, where the method's model generates its answers (the causal
-    /// LM), the class of each input's greedy answer (`None` where it is no class's answer): the
-    /// exact-match metric. The default generates nothing.
-    fn predict_with_greedy(
+    /// What the runner evaluates: [`Method::predict`]'s class scores and, where the method's
+    /// model generates its answers (the causal LM), each input's greedy answer (its class for
+    /// exact match, its text for free-text metrics); a model answering in free text has no
+    /// class scores. The default is [`Method::predict`] alone.
+    fn predictions(
         &self,
         inputs: &[&Self::Input],
         ctx: &EvalContext,
-    ) -> Result<ScoresAndGreedy<B::InnerBackend>> {
-        Ok((self.predict(inputs, ctx)?, None))
+    ) -> Result<Predictions<B::InnerBackend>> {
+        Ok(Predictions::scores(self.predict(inputs, ctx)?))
     }
 
     /// The frozen pre-trained parameters of the backbone (everything the method must never change),

@@ -32,9 +32,35 @@ pub use causal_lm::{
 /// The seed stream of a run's classification head (`mix_seed(seed, [HEAD_SEED])`).
 pub const HEAD_SEED: u64 = 0;
 
-/// Class scores `[batch, classes]` and, where the model generates, each input's greedy answer
-/// as a class (see [`TaskModel::class_scores_with_greedy`]).
-pub type ScoresAndGreedy<B> = (Tensor<B, 2>, Option<Vec<Option<usize>>>);
+/// What a model answers for a batch of inputs at evaluation (see [`TaskModel::predictions`]).
+#[derive(Debug, Clone)]
+pub struct Predictions<B: Backend> {
+    /// Scores over every class of the stream, `[batch, num_classes]` (the highest is the
+    /// prediction); `None` for a model whose answers are free text, not classes.
+    pub scores: Option<Tensor<B, 2>>,
+    /// For a model that generates its answers (the causal LM): each input's greedy answer.
+    pub greedy: Option<Vec<GreedyAnswer>>,
+}
+
+impl<B: Backend> Predictions<B> {
+    /// Class scores alone (a model that does not generate).
+    pub fn scores(scores: Tensor<B, 2>) -> Self {
+        Self {
+            scores: Some(scores),
+            greedy: None,
+        }
+    }
+}
+
+/// One greedy answer of a generating model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GreedyAnswer {
+    /// The class whose answer it is (exact match), `None` where it is no class's answer or the
+    /// answers are free text.
+    pub class: Option<usize>,
+    /// Its text up to the end-of-text id, where the model decodes text.
+    pub text: Option<String>,
+}
 
 /// A training batch's losses and the hidden states they were computed from (one forward pass).
 #[derive(Debug, Clone)]
@@ -69,11 +95,11 @@ pub trait TaskModel<B: Backend>: Module<B> + ModuleDisplay {
     /// prediction (logits for the classifier, log-likelihoods for the language model).
     fn class_scores(&self, inputs: &[&Self::Input]) -> Result<Tensor<B, 2>>;
 
-    /// [`TaskModel::class_scores`] and, for a model that generates its answers, the class whose
-    /// answer greedy decoding produces for each input (`None` where it produces no class's
-    /// answer): exact match of the greedy answer. The default has no generation.
-    fn class_scores_with_greedy(&self, inputs: &[&Self::Input]) -> Result<ScoresAndGreedy<B>> {
-        Ok((self.class_scores(inputs)?, None))
+    /// [`TaskModel::class_scores`] and, for a model that generates its answers, each input's
+    /// greedy answer (its class for exact match, its text for free-text metrics); a model whose
+    /// answers are free text gives no class scores. The default has no generation.
+    fn predictions(&self, inputs: &[&Self::Input]) -> Result<Predictions<B>> {
+        Ok(Predictions::scores(self.class_scores(inputs)?))
     }
 
     /// The mean training loss of a batch, `[1]`. `allowed` restricts each example's label space

@@ -372,12 +372,12 @@ impl<B: AutodiffBackend, M: Method<B> + ?Sized> Method<B> for Box<M> {
     ) -> Result<burn::tensor::Tensor<B::InnerBackend, 2>> {
         (**self).predict(inputs, ctx)
     }
-    fn predict_with_greedy(
+    fn predictions(
         &self,
         inputs: &[&Self::Input],
         ctx: &EvalContext,
-    ) -> Result<crate::model::ScoresAndGreedy<B::InnerBackend>> {
-        (**self).predict_with_greedy(inputs, ctx)
+    ) -> Result<crate::model::Predictions<B::InnerBackend>> {
+        (**self).predictions(inputs, ctx)
     }
     fn backbone_params(&self) -> TaskVector<B::InnerBackend> {
         (**self).backbone_params()

@@ -17,6 +17,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use burn::tensor::Tensor;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -25,8 +26,11 @@ use crate::checkpoint::{existing_dir, read_json, replace_dir, sibling, write_jso
 use crate::error::{ClError, Result};
 use crate::method::{EvalContext, Method, ParamCounts};
 use crate::metrics::{AccuracyMatrix, Protocol};
-use crate::model::{argmax_host, label_space_mask};
-use crate::stream::{Example, Scenario, Task, TaskInfo, TaskStream, epoch_batches, mix_seed};
+use crate::model::{argmax_host, label_space_mask, normalize_answer};
+use crate::stream::{
+    Example, Scenario, Scoring, Task, TaskId, TaskInfo, TaskStream, epoch_batches, mix_seed,
+};
+use crate::text_metrics::TextMetric;
 
 /// How a run trains and where it writes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -239,8 +243,13 @@ pub struct RunReport {
     pub seed: u64,
     /// Task names in training order.
     pub task_names: Vec<String>,
-    /// `R[t][j]`, accuracy on task `j` after training task `t`.
+    /// `R[t][j]`, accuracy on task `j` after training task `t` (for a task scored on generated
+    /// text, its metric: see [`RunReport::text_metrics`]).
     pub matrix: AccuracyMatrix,
+    /// Each task's metric where its answers are scored as generated text (`None`: the accuracy
+    /// of class scores); empty when every task is scored by class.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub text_metrics: Vec<Option<TextMetric>>,
     /// Overall performance (mean accuracy after the last finished task).
     pub op: Option<f64>,
     /// Backward transfer (over `T − 1` tasks).
@@ -292,6 +301,20 @@ impl RunReport {
         self.completed = self.matrix.is_complete();
     }
 
+    /// Which score each task's column holds, where some task is scored on generated text.
+    fn metrics_line(&self) -> String {
+        if self.text_metrics.is_empty() {
+            return String::new();
+        }
+        let names: Vec<String> = self
+            .task_names
+            .iter()
+            .zip(&self.text_metrics)
+            .map(|(task, m)| format!("{task}: {}", m.map_or("accuracy", TextMetric::name)))
+            .collect();
+        format!("scores (of greedy answers): {}\n", names.join(", "))
+    }
+
     /// A short human summary: matrix, OP, BWT, FWT, forgetting.
     pub fn summary(&self) -> String {
         let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:+.2}", 100.0 * v));
@@ -306,15 +329,16 @@ impl RunReport {
             pct(self.bwt),
             pct(self.fwt),
             pct(self.forgetting),
-        ) + &match &self.exact_match {
-            Some(em) => format!(
-                "exact match of greedy answers:\n{}OP {}  BWT {}\n",
-                em.matrix.to_table(),
-                pct(em.op),
-                pct(em.bwt)
-            ),
-            None => String::new(),
-        }
+        ) + &self.metrics_line()
+            + &match &self.exact_match {
+                Some(em) => format!(
+                    "exact match of greedy answers:\n{}OP {}  BWT {}\n",
+                    em.matrix.to_table(),
+                    pct(em.op),
+                    pct(em.bwt)
+                ),
+                None => String::new(),
+            }
     }
 }
 
@@ -366,6 +390,7 @@ where
                 seed: cfg.seed,
                 task_names: stream.tasks().iter().map(|t| t.info.name.clone()).collect(),
                 matrix: AccuracyMatrix::for_protocol(stream.num_tasks(), method.protocol()),
+                text_metrics: text_metrics(stream),
                 op: None,
                 bwt: None,
                 fwt: None,
@@ -428,6 +453,18 @@ where
         }
     }
     Ok(report)
+}
+
+/// Each task's text metric, or nothing where every task is scored by class.
+fn text_metrics<X>(stream: &TaskStream<X>) -> Vec<Option<TextMetric>> {
+    let metrics: Vec<Option<TextMetric>> = (0..stream.num_tasks())
+        .map(|t| stream.scoring(t).text_metric())
+        .collect();
+    if metrics.iter().all(Option::is_none) {
+        Vec::new()
+    } else {
+        metrics
+    }
 }
 
 /// The seed path of a joint training's data order (sequential tasks use their id).
@@ -522,8 +559,9 @@ where
     })
 }
 
-/// Accuracy of `method` on `task`'s test split. In the task-incremental scenario the logits are
-/// restricted to the task's classes and the context carries its id; otherwise neither.
+/// Accuracy of `method` on `task`'s test split (its score, for a task scored on generated text:
+/// see [`evaluate_all`]). In the task-incremental scenario the logits are restricted to the
+/// task's classes and the context carries its id; otherwise neither.
 pub fn evaluate<B, M>(
     method: &M,
     task: &Task<M::Input>,
@@ -538,8 +576,7 @@ where
 }
 
 /// [`evaluate`], and the exact match of the greedy answers where the method generates them
-/// ([`Method::predict_with_greedy`]; never restricted to the task's classes: the answer is
-/// generated).
+/// ([`Method::predictions`]; never restricted to the task's classes: the answer is generated).
 pub fn evaluate_with_greedy<B, M>(
     method: &M,
     task: &Task<M::Input>,
@@ -551,52 +588,18 @@ where
     M: Method<B>,
 {
     let ctx = EvalContext::new(stream.scenario(), task.info.id);
-    let mut correct = 0usize;
-    let mut exact: Option<usize> = Some(0);
-    for chunk in task.test.chunks(batch_size.max(1)) {
-        let inputs: Vec<&M::Input> = chunk.iter().map(|e| &e.input).collect();
-        let (logits, greedy) = method.predict_with_greedy(&inputs, &ctx)?;
-        exact = match (exact, greedy) {
-            (Some(n), Some(greedy)) => Some(
-                n + greedy
-                    .iter()
-                    .zip(chunk)
-                    .filter(|(g, e)| **g == Some(e.label))
-                    .count(),
-            ),
-            _ => None,
-        };
-        let [rows, cols] = logits.dims();
-        if rows != chunk.len() || cols != stream.num_classes() {
-            return Err(ClError::ShapeMismatch {
-                tensor: format!("logits of `{}`", method.name()),
-                expected: vec![chunk.len(), stream.num_classes()],
-                actual: vec![rows, cols],
-            });
-        }
-        let logits = match ctx.task_id() {
-            Some(_) => {
-                let allowed = vec![task.info.classes.as_slice(); rows];
-                let device = logits.device();
-                logits + label_space_mask::<B::InnerBackend>(&allowed, cols, &device)
-            }
-            None => logits,
-        };
-        let predicted = argmax_host::<B::InnerBackend>(logits);
-        correct += predicted
-            .iter()
-            .zip(chunk)
-            .filter(|(p, e)| **p == e.label)
-            .count();
-    }
-    let n = task.test.len() as f64;
-    Ok((correct as f64 / n, exact.map(|e| e as f64 / n)))
+    let examples: Vec<EvalExample<'_, M::Input>> = (0..task.test.len())
+        .map(|i| (task.info.id, i, &task.test[i]))
+        .collect();
+    Ok(score_examples::<B, M>(method, stream, &ctx, &examples, batch_size)?[&task.info.id])
 }
 
-/// [`evaluate_with_greedy`] on every task of the stream, in task order. Without a task id
-/// (class-incremental) the tasks' test examples share batches of `batch_size`, so that a
-/// small test split per task does not cost one pass per task: the decoder's evaluation is
-/// dominated by reading its weights once per pass. Per task otherwise.
+/// [`evaluate_with_greedy`] on every task of the stream, in task order: each task's score (the
+/// accuracy of its class scores, or, for a task scored on generated text
+/// ([`Scoring::Text`]), the mean of its metric over the greedy answers) and exact match.
+/// Without a task id (class-incremental) the tasks' test examples share batches of
+/// `batch_size`, so that a small test split per task does not cost one pass per task: the
+/// decoder's evaluation is dominated by reading its weights once per pass. Per task otherwise.
 pub fn evaluate_all<B, M>(
     method: &M,
     stream: &TaskStream<M::Input>,
@@ -617,49 +620,151 @@ where
             .map(|task| evaluate_with_greedy::<B, M>(method, task, stream, batch_size))
             .collect();
     }
-    let examples: Vec<(usize, &Example<M::Input>)> = tasks
+    let examples: Vec<EvalExample<'_, M::Input>> = tasks
         .iter()
-        .enumerate()
-        .flat_map(|(t, task)| task.test.iter().map(move |e| (t, e)))
+        .flat_map(|task| {
+            task.test
+                .iter()
+                .enumerate()
+                .map(move |(i, e)| (task.info.id, i, e))
+        })
         .collect();
-    let mut correct = vec![0usize; tasks.len()];
-    let mut exact: Option<Vec<usize>> = Some(vec![0; tasks.len()]);
+    let scores = score_examples::<B, M>(method, stream, &ctx, &examples, batch_size)?;
+    Ok(tasks.iter().map(|t| scores[&t.info.id]).collect())
+}
+
+/// A test example with its task and its index in the task's test split.
+type EvalExample<'a, X> = (TaskId, usize, &'a Example<X>);
+
+/// Each task's (score, exact match) over `examples`, evaluated in batches of `batch_size`
+/// under `ctx` (see [`evaluate_all`]).
+fn score_examples<B, M>(
+    method: &M,
+    stream: &TaskStream<M::Input>,
+    ctx: &EvalContext,
+    examples: &[EvalExample<'_, M::Input>],
+    batch_size: usize,
+) -> Result<BTreeMap<TaskId, (f64, Option<f64>)>>
+where
+    B: AutodiffBackend,
+    M: Method<B>,
+{
+    // Per task: the sum of scores, the exact matches (None once a batch has no greedy
+    // answers), the example count.
+    let mut totals: BTreeMap<TaskId, (f64, Option<usize>, usize)> = BTreeMap::new();
     for chunk in examples.chunks(batch_size.max(1)) {
-        let inputs: Vec<&M::Input> = chunk.iter().map(|(_, e)| &e.input).collect();
-        let (logits, greedy) = method.predict_with_greedy(&inputs, &ctx)?;
-        let [rows, cols] = logits.dims();
-        if rows != chunk.len() || cols != stream.num_classes() {
-            return Err(ClError::ShapeMismatch {
-                tensor: format!("logits of `{}`", method.name()),
-                expected: vec![chunk.len(), stream.num_classes()],
-                actual: vec![rows, cols],
-            });
-        }
-        exact = match (exact, greedy) {
-            (Some(mut n), Some(greedy)) => {
-                for (g, (t, e)) in greedy.iter().zip(chunk) {
-                    n[*t] += usize::from(*g == Some(e.label));
-                }
-                Some(n)
-            }
-            _ => None,
+        let inputs: Vec<&M::Input> = chunk.iter().map(|(_, _, e)| &e.input).collect();
+        let predictions = method.predictions(&inputs, ctx)?;
+        let predicted = match &predictions.scores {
+            Some(scores) => Some(predicted_classes::<B, M>(
+                method, stream, ctx, chunk, scores,
+            )?),
+            None => None,
         };
-        let predicted = argmax_host::<B::InnerBackend>(logits);
-        for (p, (t, e)) in predicted.iter().zip(chunk) {
-            correct[*t] += usize::from(*p == e.label);
+        for (row, &(t, i, example)) in chunk.iter().enumerate() {
+            let task = stream.task(t);
+            let greedy = predictions.greedy.as_ref().map(|g| &g[row]);
+            let (score, exact) = match stream.scoring(t) {
+                Scoring::Classes => {
+                    let Some(predicted) = &predicted else {
+                        return Err(ClError::config(
+                            format!("task `{}`", task.info.name),
+                            format!(
+                                "is scored by class, and `{}` gives no class scores (its answers are free text)",
+                                method.name()
+                            ),
+                        ));
+                    };
+                    (
+                        f64::from(u8::from(predicted[row] == example.label)),
+                        greedy.map(|g| g.class == Some(example.label)),
+                    )
+                }
+                Scoring::Text { metric, sources } => {
+                    let Some(text) = greedy.and_then(|g| g.text.as_deref()) else {
+                        return Err(ClError::config(
+                            format!("task `{}`", task.info.name),
+                            format!(
+                                "is scored on generated text ({}), and `{}` generates none",
+                                metric.name(),
+                                method.name()
+                            ),
+                        ));
+                    };
+                    let reference = label_text(&task.info, example.label)?;
+                    let source = sources.get(i).map_or("", String::as_str);
+                    (
+                        metric.score(text, reference, source),
+                        Some(normalize_answer(text) == normalize_answer(reference)),
+                    )
+                }
+            };
+            let entry = totals.entry(t).or_insert((0.0, Some(0), 0));
+            entry.0 += score;
+            entry.1 = match (entry.1, exact) {
+                (Some(n), Some(hit)) => Some(n + usize::from(hit)),
+                _ => None,
+            };
+            entry.2 += 1;
         }
     }
-    Ok(tasks
-        .iter()
-        .enumerate()
-        .map(|(t, task)| {
-            let n = task.test.len() as f64;
-            (
-                correct[t] as f64 / n,
-                exact.as_ref().map(|e| e[t] as f64 / n),
-            )
+    Ok(totals
+        .into_iter()
+        .map(|(t, (sum, exact, n))| {
+            let n = n as f64;
+            (t, (sum / n, exact.map(|e| e as f64 / n)))
         })
         .collect())
+}
+
+/// The argmax class of each row of `scores` (`[chunk, num_classes]`, checked), restricted to
+/// the row's task's classes where the context carries a task id.
+fn predicted_classes<B, M>(
+    method: &M,
+    stream: &TaskStream<M::Input>,
+    ctx: &EvalContext,
+    chunk: &[EvalExample<'_, M::Input>],
+    scores: &Tensor<B::InnerBackend, 2>,
+) -> Result<Vec<usize>>
+where
+    B: AutodiffBackend,
+    M: Method<B>,
+{
+    let [rows, cols] = scores.dims();
+    if rows != chunk.len() || cols != stream.num_classes() {
+        return Err(ClError::ShapeMismatch {
+            tensor: format!("logits of `{}`", method.name()),
+            expected: vec![chunk.len(), stream.num_classes()],
+            actual: vec![rows, cols],
+        });
+    }
+    let scores = match ctx.task_id() {
+        Some(_) => {
+            let allowed: Vec<&[usize]> = chunk
+                .iter()
+                .map(|(t, _, _)| stream.task(*t).info.classes.as_slice())
+                .collect();
+            let device = scores.device();
+            scores.clone() + label_space_mask::<B::InnerBackend>(&allowed, cols, &device)
+        }
+        None => scores.clone(),
+    };
+    Ok(argmax_host::<B::InnerBackend>(scores))
+}
+
+/// The label text of `class` in `info` (the reference answer of a free-text task).
+fn label_text(info: &TaskInfo, class: usize) -> Result<&str> {
+    info.classes
+        .binary_search(&class)
+        .ok()
+        .and_then(|i| info.labels.get(i))
+        .map(String::as_str)
+        .ok_or_else(|| {
+            ClError::config(
+                format!("task `{}`", info.name),
+                format!("class {class} has no label text to score a generated answer against"),
+            )
+        })
 }
 
 fn progress_bar(show: bool, len: u64, name: &str) -> ProgressBar {

@@ -58,7 +58,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use cl_core::stream::{Example, Task, TaskInfo, TaskStream, mix_seed};
+use std::collections::BTreeMap;
+
+use cl_core::stream::{Example, Scoring, Task, TaskInfo, TaskStream, mix_seed};
+use cl_core::text_metrics::TextMetric;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -212,6 +215,36 @@ pub const TRACE_ORDER: &[&str] = &[
     "20Minuten",
 ];
 
+/// The metric TRACE scores each of its tasks with (its `evaluations/eval_<task>.py`; see
+/// [`cl_core::text_metrics`]).
+pub const TRACE_METRICS: &[(&str, TextMetric)] = &[
+    ("C-STANCE", TextMetric::ExactString),
+    ("FOMC", TextMetric::ExactString),
+    ("MeetingBank", TextMetric::RougeL),
+    ("Py150", TextMetric::CodeSimilarity),
+    ("ScienceQA", TextMetric::FirstChar),
+    ("NumGLUE-cm", TextMetric::ExactString),
+    ("NumGLUE-ds", TextMetric::ExactString),
+    ("20Minuten", TextMetric::Sari),
+];
+
+/// The metric of the TRACE task `task` ([`TRACE_METRICS`]); errors for another name.
+pub fn trace_metric(task: &str) -> Result<TextMetric> {
+    TRACE_METRICS
+        .iter()
+        .find(|(name, _)| *name == task)
+        .map(|(_, metric)| *metric)
+        .ok_or_else(|| {
+            DataError::format(
+                task,
+                format!(
+                    "is not a TRACE task, so it has no metric; TRACE's tasks are {}",
+                    TRACE_ORDER.join(", ")
+                ),
+            )
+        })
+}
+
 /// Loads the `CL_Benchmark` dataset `dataset` (e.g. `agnews`) from `root`, the `CL_Benchmark`
 /// folder: finds `root/<task type>/<dataset>/`, reads `train.json`, `dev.json`, `test.json` and
 /// `labels.json` (optional here; O-LoRA requires it), and takes the task type's instruction from
@@ -309,10 +342,7 @@ pub fn instruction_stream(
                         rows: Vec<InstructionExample>,
                         n: usize|
          -> Result<Vec<Example<String>>> {
-            let mut order: Vec<usize> = (0..rows.len()).collect();
-            order.shuffle(&mut rng);
-            order.truncate(n);
-            order
+            drawn(rows.len(), n, &mut rng)
                 .into_iter()
                 .map(|i| {
                     let row = &rows[i];
@@ -359,6 +389,99 @@ pub fn instruction_stream(
     }
     let stream = TaskStream::new(name, cfg.scenario, next_class, built).map_err(DataError::from)?;
     Ok((stream, instructions))
+}
+
+/// A benchmark with free-text answers (TRACE) as a stream of prompts: task `i` is `tasks[i]`,
+/// scored by `metrics[i]`, with `cfg.train_per_task`, `cfg.valid_per_task` and
+/// `cfg.test_per_task` rows drawn with a seed from its published splits. The inputs are the
+/// prompts ([`Layout::prompt`] of `layout`); each distinct answer text of the stream is one class
+/// (its label), so training reads each example's own answer and the runner scores generations
+/// against it ([`Scoring::Text`]; the sources of a metric that reads them are the test prompts).
+///
+/// Errors when the counts of tasks and metrics differ, and name the task whose drawn rows give
+/// fewer than two distinct answers.
+pub fn free_text_stream(
+    name: &str,
+    layout: Layout,
+    tasks: Vec<InstructionTask>,
+    metrics: &[TextMetric],
+    cfg: &TextStreamConfig,
+) -> Result<TaskStream<String>> {
+    if tasks.len() != metrics.len() {
+        return Err(DataError::format(
+            name,
+            format!("{} tasks but {} metrics", tasks.len(), metrics.len()),
+        ));
+    }
+    let mut class_of: BTreeMap<String, usize> = BTreeMap::new();
+    let mut built = Vec::with_capacity(tasks.len());
+    let mut scoring = Vec::with_capacity(tasks.len());
+    for (id, (task, &metric)) in tasks.into_iter().zip(metrics).enumerate() {
+        let mut rng = StdRng::seed_from_u64(mix_seed(cfg.seed, &[id as u64]));
+        let mut used: BTreeMap<usize, String> = BTreeMap::new();
+        let mut draw = |rows: &[InstructionExample], n: usize| -> Vec<Example<String>> {
+            drawn(rows.len(), n, &mut rng)
+                .into_iter()
+                .map(|i| {
+                    let row = &rows[i];
+                    let next = class_of.len();
+                    let label = *class_of.entry(row.output.clone()).or_insert(next);
+                    used.insert(label, row.output.clone());
+                    Example {
+                        input: layout.prompt(row),
+                        label,
+                        task: id,
+                    }
+                })
+                .collect()
+        };
+        let train = draw(&task.train, cfg.train_per_task);
+        let valid = draw(&task.valid, cfg.valid_per_task);
+        let test = draw(&task.test, cfg.test_per_task);
+        if used.len() < 2 {
+            return Err(DataError::format(
+                &task.name,
+                format!(
+                    "its {} drawn rows have {} distinct answer(s); a task needs at least 2",
+                    train.len() + valid.len() + test.len(),
+                    used.len()
+                ),
+            ));
+        }
+        scoring.push(Scoring::Text {
+            metric,
+            sources: if metric.needs_source() {
+                test.iter().map(|e| e.input.clone()).collect()
+            } else {
+                Vec::new()
+            },
+        });
+        built.push(Task {
+            info: TaskInfo {
+                id,
+                name: task.name,
+                classes: used.keys().copied().collect(),
+                scenario: cfg.scenario,
+                num_train: train.len(),
+                labels: used.into_values().collect(),
+            },
+            train,
+            valid,
+            test,
+        });
+    }
+    let stream = TaskStream::new(name, cfg.scenario, class_of.len(), built)
+        .and_then(|s| s.with_scoring(scoring))
+        .map_err(DataError::from)?;
+    Ok(stream)
+}
+
+/// `n` of `0..len` in a seeded random order (all of them when `n ≥ len`).
+fn drawn(len: usize, n: usize, rng: &mut StdRng) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..len).collect();
+    order.shuffle(rng);
+    order.truncate(n);
+    order
 }
 
 /// Rejects names that are not a single folder name.
@@ -969,6 +1092,70 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("FOMC") && err.contains("free text"), "{err}");
+    }
+
+    #[test]
+    fn trace_tasks_become_a_free_text_stream_scored_by_their_metrics() {
+        let names = ["FOMC", "MeetingBank"];
+        let tasks = load_order(Layout::Trace, &fixture("trace"), &names).unwrap();
+        let metrics: Vec<TextMetric> = names.iter().map(|n| trace_metric(n).unwrap()).collect();
+        assert_eq!(metrics, [TextMetric::ExactString, TextMetric::RougeL]);
+        let cfg = TextStreamConfig {
+            train_per_task: 100,
+            valid_per_task: 100,
+            test_per_task: 100,
+            ..TextStreamConfig::default()
+        };
+        let stream =
+            free_text_stream("trace", Layout::Trace, tasks.clone(), &metrics, &cfg).unwrap();
+        assert_eq!(stream.num_tasks(), 2);
+        // FOMC answers dovish / hawkish / neutral; MeetingBank has six distinct summaries.
+        assert_eq!(stream.num_classes(), 3 + 6);
+        for (task, rows) in stream.tasks().iter().zip(&tasks) {
+            assert_eq!(task.test.len(), rows.test.len());
+            for e in task.train.iter().chain(&task.test) {
+                let row = rows
+                    .train
+                    .iter()
+                    .chain(&rows.test)
+                    .find(|r| r.input == e.input)
+                    .unwrap();
+                let k = task.info.classes.binary_search(&e.label).unwrap();
+                assert_eq!(task.info.labels[k], row.output);
+            }
+        }
+        assert_eq!(
+            stream.scoring(1),
+            &Scoring::Text {
+                metric: TextMetric::RougeL,
+                sources: Vec::new()
+            }
+        );
+        // SARI reads each test prompt as its source.
+        let sari = [TextMetric::ExactString, TextMetric::Sari];
+        let stream = free_text_stream("trace", Layout::Trace, tasks.clone(), &sari, &cfg).unwrap();
+        let Scoring::Text { sources, .. } = stream.scoring(1) else {
+            panic!("text scoring")
+        };
+        let prompts: Vec<&String> = stream.tasks()[1].test.iter().map(|e| &e.input).collect();
+        assert_eq!(sources.iter().collect::<Vec<_>>(), prompts);
+        // A task whose rows all give one answer, and a name outside TRACE, are errors.
+        let mut same = tasks.clone();
+        let fomc = &mut same[0];
+        for row in fomc
+            .train
+            .iter_mut()
+            .chain(&mut fomc.valid)
+            .chain(&mut fomc.test)
+        {
+            row.output = "dovish".into();
+        }
+        let err = free_text_stream("t", Layout::Trace, same, &metrics, &cfg)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("FOMC") && err.contains("1 distinct"), "{err}");
+        let err = trace_metric("MNLI").unwrap_err().to_string();
+        assert!(err.contains("MNLI") && err.contains("20Minuten"), "{err}");
     }
 
     #[test]

@@ -246,12 +246,12 @@ where
         self.eval_model().class_scores(inputs)
     }
 
-    fn predict_with_greedy(
+    fn predictions(
         &self,
         inputs: &[&M::Input],
         _ctx: &EvalContext,
-    ) -> Result<cl_core::model::ScoresAndGreedy<B::InnerBackend>> {
-        self.eval_model().class_scores_with_greedy(inputs)
+    ) -> Result<cl_core::model::Predictions<B::InnerBackend>> {
+        self.eval_model().predictions(inputs)
     }
 
     fn backbone_params(&self) -> TaskVector<B::InnerBackend> {

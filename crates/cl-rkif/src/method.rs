@@ -281,12 +281,12 @@ where
         self.learner.predict(inputs)
     }
 
-    fn predict_with_greedy(
+    fn predictions(
         &self,
         inputs: &[&M::Input],
         _ctx: &EvalContext,
-    ) -> Result<cl_core::model::ScoresAndGreedy<B::InnerBackend>> {
-        self.learner.predict_with_greedy(inputs)
+    ) -> Result<cl_core::model::Predictions<B::InnerBackend>> {
+        self.learner.predictions(inputs)
     }
 
     fn backbone_params(&self) -> TaskVector<B::InnerBackend> {

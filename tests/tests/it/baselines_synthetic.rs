@@ -133,3 +133,122 @@ fn evaluating_every_task_in_shared_batches_equals_evaluating_each_alone() {
         assert!(shared.iter().all(|(_, em)| em.is_some()));
     }
 }
+
+/// Free-text answers (TRACE's): the runner scores each task's greedy answers with its text
+/// metric against the label text of the example's class (SARI with the prompt as source),
+/// in batches shared across tasks or task by task alike; the report names the metrics.
+#[test]
+fn free_text_tasks_are_scored_on_the_decoded_greedy_answers() {
+    use cl_core::backbone::{GenerationConfig, TokenIds, generate};
+    use cl_core::conformance::{tiny_decoder, token_stream};
+    use cl_core::model::{CausalLm, GENERATION_SLACK, Verbalizer};
+    use cl_core::runner::{evaluate_all, evaluate_with_greedy};
+    use cl_core::stream::{Scoring, Task, TaskInfo, TaskStream};
+    use cl_core::text_metrics::TextMetric;
+
+    // A word-level tokenizer over the fixture's 50 ids: id i is the word `w<i>`.
+    let vocab: Vec<String> = (0..50).map(|i| format!("\"w{i}\":{i}")).collect();
+    let tokenizer: tokenizers::Tokenizer = format!(
+        r#"{{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],
+        "normalizer":null,"pre_tokenizer":null,"post_processor":null,"decoder":null,
+        "model":{{"type":"WordLevel","unk_token":"w0","vocab":{{{}}}}}}}"#,
+        vocab.join(",")
+    )
+    .parse()
+    .unwrap();
+    let text = |ids: &[u32]| tokenizer.decode(ids, true).unwrap();
+    // Class c answers `w<20 + c> w<21 + c>`, then EOS (id 2).
+    let answers: Vec<Vec<u32>> = (0..6).map(|c| vec![20 + c, 21 + c, 2]).collect();
+    let base = token_stream(Scenario::ClassIncremental);
+    let tasks: Vec<Task<TokenIds>> = base
+        .tasks()
+        .iter()
+        .map(|t| Task {
+            info: TaskInfo {
+                labels: t
+                    .info
+                    .classes
+                    .iter()
+                    .map(|&c| text(&answers[c][..2]))
+                    .collect(),
+                ..t.info.clone()
+            },
+            ..t.clone()
+        })
+        .collect();
+    let metrics = [
+        TextMetric::ExactString,
+        TextMetric::RougeL,
+        TextMetric::Sari,
+    ];
+    let scoring: Vec<Scoring> = tasks
+        .iter()
+        .zip(metrics)
+        .map(|(t, metric)| Scoring::Text {
+            metric,
+            sources: if metric.needs_source() {
+                t.test.iter().map(|e| text(&e.input)).collect()
+            } else {
+                Vec::new()
+            },
+        })
+        .collect();
+    let stream = TaskStream::new("free", Scenario::ClassIncremental, 6, tasks)
+        .unwrap()
+        .with_scoring(scoring.clone())
+        .unwrap();
+    let verbalizer = Verbalizer::new(answers.clone(), 0, vec![2])
+        .unwrap()
+        .free_text(tokenizer.clone());
+    let model = CausalLm::new(tiny_decoder(), verbalizer);
+    let method =
+        LoraBaseline::<TestBackend, _>::from_model(Baseline::SeqLora, cfg(), model, 3).unwrap();
+
+    let shared = evaluate_all::<TestBackend, _>(&method, &stream, 7).unwrap();
+    let alone: Vec<(f64, Option<f64>)> = stream
+        .tasks()
+        .iter()
+        .map(|t| evaluate_with_greedy::<TestBackend, _>(&method, t, &stream, 64).unwrap())
+        .collect();
+    assert_eq!(shared, alone);
+
+    // By hand: greedy continuations of the frozen decoder (the fresh LoRA adds nothing).
+    let cfg = GenerationConfig::greedy(3 + GENERATION_SLACK, vec![2], 0);
+    for (t, task) in stream.tasks().iter().enumerate() {
+        let prompts: Vec<&[u32]> = task.test.iter().map(|e| e.input.as_slice()).collect();
+        let made = generate(&tiny_decoder(), &prompts, &cfg, |_, _| false).unwrap();
+        let mut sum = 0.0;
+        for (e, g) in task.test.iter().zip(&made) {
+            let answer = text(g.tokens.strip_suffix(&[2]).unwrap_or(&g.tokens));
+            let k = task.info.classes.binary_search(&e.label).unwrap();
+            let source = if metrics[t].needs_source() {
+                text(&e.input)
+            } else {
+                String::new()
+            };
+            sum += metrics[t].score(&answer, &task.info.labels[k], &source);
+        }
+        let expected = sum / task.test.len() as f64;
+        assert!(
+            (shared[t].0 - expected).abs() < 1e-12,
+            "task {t}: {} vs {expected}",
+            shared[t].0
+        );
+        assert!(shared[t].1.is_some());
+    }
+
+    // SARI credits what the answer keeps of nothing and deletes of the prompt: above 0.
+    assert!(shared[2].0 > 0.0, "{shared:?}");
+
+    // A class-scored task of a free-text model is refused by name.
+    let mut mixed = scoring;
+    mixed[0] = Scoring::Classes;
+    let stream = stream.with_scoring(mixed).unwrap();
+    let err = evaluate_all::<TestBackend, _>(&method, &stream, 7)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("tokens-0") && err.contains("free text"),
+        "{err}"
+    );
+}

@@ -9,7 +9,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Bool, Int, Tensor, TensorData};
 use tokenizers::Tokenizer;
 
-use super::{ScoresAndGreedy, TaskModel, TrainForward};
+use super::{GreedyAnswer, Predictions, TaskModel, TrainForward};
 use crate::backbone::llama::{AttentionInputs, LayerCache, PadSide, PaddedBatch};
 use crate::backbone::{
     Backbone, Finish, Generated, GenerationConfig, LlamaModel, TokenIds, answer_forward,
@@ -42,7 +42,11 @@ pub struct Verbalizer {
 #[derive(Debug, Clone)]
 struct AnswerText {
     tokenizer: Tokenizer,
+    /// Each class's normalised answer; empty for free-text answers (never matched as classes).
     normalised: Vec<String>,
+    /// Whether the answers are free text (one per distinct reference answer, scored as text by
+    /// the runner), not a closed set of classes to rank.
+    free: bool,
 }
 
 impl Verbalizer {
@@ -97,8 +101,43 @@ impl Verbalizer {
         self.text = Some(AnswerText {
             tokenizer,
             normalised,
+            free: false,
         });
         Ok(self)
+    }
+
+    /// Free-text answers (TRACE's summaries, code, numbers): each "class" is one distinct
+    /// reference answer, trained on as its tokens, but evaluation generates and decodes with
+    /// `tokenizer` and never ranks or matches classes: the runner scores the text against the
+    /// reference with the task's metric. Answers may coincide after truncation.
+    pub fn free_text(mut self, tokenizer: Tokenizer) -> Self {
+        self.text = Some(AnswerText {
+            tokenizer,
+            normalised: Vec::new(),
+            free: true,
+        });
+        self
+    }
+
+    /// Whether the answers are free text ([`Verbalizer::free_text`]).
+    pub fn is_free_text(&self) -> bool {
+        self.text.as_ref().is_some_and(|t| t.free)
+    }
+
+    /// A generation's text up to its end-of-text id, where the answers are compared as text.
+    pub fn text_of(&self, generated: &Generated) -> Result<Option<String>> {
+        let Some(text) = &self.text else {
+            return Ok(None);
+        };
+        text.tokenizer
+            .decode(self.without_eos(&generated.tokens), true)
+            .map(Some)
+            .map_err(|e| {
+                ClError::config(
+                    "generated answer",
+                    format!("decoding {:?}: {e}", generated.tokens),
+                )
+            })
     }
 
     /// The longest answer, in tokens.
@@ -124,18 +163,10 @@ impl Verbalizer {
         let Some(text) = &self.text else {
             return Ok(self.answers.iter().position(|a| *a == generated.tokens));
         };
-        if generated.finish != Finish::Eos {
+        if generated.finish != Finish::Eos || text.free {
             return Ok(None);
         }
-        let decoded = text
-            .tokenizer
-            .decode(self.without_eos(&generated.tokens), true)
-            .map_err(|e| {
-                ClError::config(
-                    "generated answer",
-                    format!("decoding {:?}: {e}", generated.tokens),
-                )
-            })?;
+        let decoded = self.text_of(generated)?.unwrap_or_default();
         let norm = normalize_answer(&decoded);
         Ok(text.normalised.iter().position(|n| *n == norm))
     }
@@ -223,17 +254,39 @@ impl<B: Backend> TaskModel<B> for CausalLm<B> {
     }
 
     /// Rank classification: `[batch, num_classes]` answer log-likelihoods
-    /// ([`rank_classification`]).
+    /// ([`rank_classification`]). An error for free-text answers, which are not classes.
     fn class_scores(&self, inputs: &[&TokenIds]) -> Result<Tensor<B, 2>> {
-        Ok(self.class_scores_with_greedy(inputs)?.0)
+        self.predictions(inputs)?.scores.ok_or_else(|| {
+            ClError::config(
+                "verbalizer",
+                "its answers are free text: they have no class scores (only generated answers)",
+            )
+        })
     }
 
-    /// Rank classification and, from the same prompt pass, the class each greedy generation
-    /// answers ([`Verbalizer::class_of`]).
-    fn class_scores_with_greedy(&self, inputs: &[&TokenIds]) -> Result<ScoresAndGreedy<B>> {
+    /// Rank classification and, from the same prompt pass, each greedy generation with the
+    /// class it answers ([`Verbalizer::class_of`]). Free-text answers are only generated.
+    fn predictions(&self, inputs: &[&TokenIds]) -> Result<Predictions<B>> {
         let prompts: Vec<&[u32]> = inputs.iter().map(|p| p.as_slice()).collect();
         let v = &self.verbalizer;
         let generation = GenerationConfig::greedy(v.generation_budget(), v.eos.clone(), v.pad);
+        if v.is_free_text() {
+            let generated =
+                crate::backbone::generate(&self.backbone, &prompts, &generation, |_, _| false)?;
+            let greedy = generated
+                .iter()
+                .map(|g| {
+                    Ok(GreedyAnswer {
+                        class: None,
+                        text: v.text_of(g)?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(Predictions {
+                scores: None,
+                greedy: Some(greedy),
+            });
+        }
         let (scores, generated) = rank_and_generate(
             &self.backbone,
             &prompts,
@@ -244,9 +297,17 @@ impl<B: Backend> TaskModel<B> for CausalLm<B> {
         )?;
         let greedy = generated
             .iter()
-            .map(|g| v.class_of(g))
+            .map(|g| {
+                Ok(GreedyAnswer {
+                    class: v.class_of(g)?,
+                    text: v.text_of(g)?,
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
-        Ok((scores, Some(greedy)))
+        Ok(Predictions {
+            scores: Some(scores),
+            greedy: Some(greedy),
+        })
     }
 
     /// The mean NLL of every answer token of the batch (transformers' loss with the prompt's
@@ -495,10 +556,50 @@ mod tests {
         let v = Verbalizer::new(vec![other, made.clone()], 0, vec![2]).unwrap();
         assert_eq!(v.class_of(&expected[0]).unwrap(), Some(1));
         let lm = CausalLm::new(model, v);
-        let (_, greedy) = lm
-            .class_scores_with_greedy(&[&prompts[0].to_vec()])
-            .unwrap();
-        assert_eq!(greedy, Some(vec![Some(1)]));
+        let out = lm.predictions(&[&prompts[0].to_vec()]).unwrap();
+        assert_eq!(out.scores.map(|s| s.dims()), Some([1, 2]));
+        let greedy = out.greedy.unwrap();
+        assert_eq!(greedy[0].class, Some(1));
+        // Without a tokenizer there is no text.
+        assert_eq!(greedy[0].text, None);
+    }
+
+    #[test]
+    fn free_text_answers_are_generated_and_decoded_never_ranked() {
+        let model = tiny(8);
+        let prompts: Vec<Vec<u32>> = vec![vec![3, 1, 4], vec![6]];
+        let answers = vec![vec![5, 3], vec![1, 0, 2, 3]];
+        let v = Verbalizer::new(answers.clone(), 4, vec![3]).unwrap();
+        // Two answers that normalise alike are fine: free text is not matched to classes.
+        let free = Verbalizer::new(vec![vec![5, 3], vec![0, 3]], 4, vec![3])
+            .unwrap()
+            .free_text(words());
+        assert!(free.is_free_text());
+        let v = v.free_text(words());
+        let budget = v.generation_budget();
+        assert_eq!(budget, 4 + GENERATION_SLACK);
+        let cfg = GenerationConfig::greedy(budget, vec![3], 4);
+        let refs: Vec<&[u32]> = prompts.iter().map(Vec::as_slice).collect();
+        let expected = crate::backbone::generate(&model, &refs, &cfg, |_, _| false).unwrap();
+        let lm = CausalLm::new(model, v);
+        let inputs: Vec<&TokenIds> = prompts.iter().collect();
+        let out = lm.predictions(&inputs).unwrap();
+        assert!(out.scores.is_none());
+        let greedy = out.greedy.unwrap();
+        for (g, e) in greedy.iter().zip(&expected) {
+            assert_eq!(g.class, None);
+            let ids: Vec<u32> = e.tokens.iter().copied().filter(|&t| t != 3).collect();
+            assert_eq!(g.text, Some(words().decode(&ids, true).unwrap()));
+        }
+        let err = lm.class_scores(&inputs).unwrap_err().to_string();
+        assert!(err.contains("free text"), "{err}");
+        // Training still reads each example's answer tokens.
+        assert!(
+            lm.loss(&inputs, &[1, 0], None)
+                .unwrap()
+                .into_scalar()
+                .is_finite()
+        );
     }
 
     /// A word-level tokenizer that decodes ids to their words joined by spaces.

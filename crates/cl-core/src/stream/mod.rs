@@ -16,6 +16,7 @@ use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ClError, Result};
+use crate::text_metrics::TextMetric;
 
 /// Index of a task in its stream (0-based).
 pub type TaskId = usize;
@@ -83,6 +84,33 @@ pub struct TaskInfo {
     pub labels: Vec<String>,
 }
 
+/// How a task's test answers are scored.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Scoring {
+    /// The highest class score is the prediction: accuracy (every classification stream).
+    #[default]
+    Classes,
+    /// The model's generated answer against the label text of the example's class (free-text
+    /// answers, e.g. TRACE's), by `metric`; `sources[i]` is test example `i`'s source text
+    /// where the metric reads one ([`TextMetric::needs_source`]), else `sources` is empty.
+    Text {
+        /// The metric.
+        metric: TextMetric,
+        /// Each test example's source text (its prompt), or nothing.
+        sources: Vec<String>,
+    },
+}
+
+impl Scoring {
+    /// The text metric, where answers are scored as text.
+    pub fn text_metric(&self) -> Option<TextMetric> {
+        match self {
+            Scoring::Classes => None,
+            Scoring::Text { metric, .. } => Some(*metric),
+        }
+    }
+}
+
 /// An ordered sequence of tasks over a shared class index space.
 #[derive(Debug, Clone)]
 pub struct TaskStream<X> {
@@ -90,6 +118,8 @@ pub struct TaskStream<X> {
     scenario: Scenario,
     num_classes: usize,
     tasks: Vec<Task<X>>,
+    /// One per task.
+    scoring: Vec<Scoring>,
 }
 
 impl<X> TaskStream<X> {
@@ -112,12 +142,58 @@ impl<X> TaskStream<X> {
         for (position, task) in tasks.iter().enumerate() {
             validate_task(position, task, num_classes)?;
         }
+        let scoring = vec![Scoring::Classes; tasks.len()];
         Ok(Self {
             name,
             scenario,
             num_classes,
             tasks,
+            scoring,
         })
+    }
+
+    /// Scores the tasks' answers as `scoring` says (one per task, in task order; by default
+    /// every task is [`Scoring::Classes`]). Errors when the count differs from the tasks', or a
+    /// metric reading sources has not one per test example.
+    pub fn with_scoring(mut self, scoring: Vec<Scoring>) -> Result<Self> {
+        if scoring.len() != self.tasks.len() {
+            return Err(ClError::config(
+                "stream.scoring",
+                format!(
+                    "{} entries for the {} tasks of `{}`",
+                    scoring.len(),
+                    self.tasks.len(),
+                    self.name
+                ),
+            ));
+        }
+        for (task, score) in self.tasks.iter().zip(&scoring) {
+            if let Scoring::Text { metric, sources } = score {
+                let wanted = if metric.needs_source() {
+                    task.test.len()
+                } else {
+                    0
+                };
+                if sources.len() != wanted {
+                    return Err(ClError::config(
+                        format!("stream.scoring of task `{}`", task.info.name),
+                        format!(
+                            "{} has {} sources for {} test examples (wants {wanted})",
+                            metric.name(),
+                            sources.len(),
+                            task.test.len()
+                        ),
+                    ));
+                }
+            }
+        }
+        self.scoring = scoring;
+        Ok(self)
+    }
+
+    /// How task `t`'s answers are scored.
+    pub fn scoring(&self, t: TaskId) -> &Scoring {
+        &self.scoring[t]
     }
 
     /// Stream name (e.g. `text5`).
@@ -164,6 +240,7 @@ impl<X> TaskStream<X> {
                 format!("{order:?} is not a permutation of 0..{}", self.tasks.len()),
             ));
         }
+        self.scoring = order.iter().map(|&old| self.scoring[old].clone()).collect();
         let mut slots: Vec<Option<Task<X>>> = self.tasks.into_iter().map(Some).collect();
         self.tasks = order
             .iter()
@@ -219,6 +296,7 @@ impl<X> TaskStream<X> {
             scenario: self.scenario,
             num_classes: self.num_classes,
             tasks,
+            scoring: self.scoring,
         })
     }
 
