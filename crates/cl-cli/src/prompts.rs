@@ -209,17 +209,22 @@ pub fn free_text_prompts(
         prompts
             .iter()
             .map(|prompt| {
-                let ids = (tok.prompt)(prompt)
-                    .map_err(|e| cl_core::error::ClError::config("prompt", e.to_string()))?;
-                Ok(ids[ids.len().saturating_sub(max_len)..].to_vec())
+                whole_prompt(tok, prompt, max_len)
+                    .map_err(|e| cl_core::error::ClError::config("prompt", e.to_string()))
             })
             .collect()
     })?;
     Ok((stream, Verbalizer::new(answers, tok.pad, vec![tok.eos])?))
 }
 
+/// A whole prompt's ids (TRACE's), its first tokens dropped beyond `max_len`.
+pub fn whole_prompt(tok: &PromptTokenizer, prompt: &str, max_len: usize) -> Result<Vec<u32>> {
+    let ids = (tok.prompt)(prompt)?;
+    Ok(ids[ids.len().saturating_sub(max_len)..].to_vec())
+}
+
 /// The prompt's ids, the text cut at a character boundary until they are at most `max_len`.
-fn fit_prompt(
+pub fn fit_prompt(
     tok: &PromptTokenizer,
     frame: &PromptFrame,
     text: &str,

@@ -20,7 +20,7 @@ use clap::builder::PossibleValuesParser;
 use serde_json::Value;
 
 use crate::backend::{BackendName, ListingBackend, OnBackend};
-use crate::prompts::{PromptTokenizer, free_text_prompts, prompt_stream};
+use crate::prompts::{PromptTokenizer, fit_prompt, free_text_prompts, prompt_stream, whole_prompt};
 use crate::registry;
 use crate::streams::{self, LoadedStream, SizeArgs, Sizes, StreamName, minilm_dir, smollm2_gguf};
 
@@ -471,6 +471,8 @@ pub(crate) enum Action {
         task: Option<usize>,
         /// Texts, image paths or comma-separated numbers, as the stream's inputs are.
         inputs: Vec<String>,
+        /// The task whose prompt frames the texts (the decoder's prompt streams).
+        prompt_of: Option<String>,
     },
 }
 
@@ -509,6 +511,7 @@ impl OnBackend for Job {
         };
         let stream = stream.reordered(order, args.sizes.max_train, args.sizes.seed)?;
         let mut decoder = None;
+        let mut prompt_inputs = Vec::new();
         let stream = match stream {
             LoadedStream::Prompts(..) | LoadedStream::FreeText(_) => {
                 let path = smollm2_gguf(&cache);
@@ -531,6 +534,13 @@ impl OnBackend for Job {
                 };
                 let max_len = args.sizes.max_len.unwrap_or(self.sizes.max_len);
                 let text = generator.tokenizer.clone();
+                let (given, prompt_of) = match &self.action {
+                    Action::Predict {
+                        inputs, prompt_of, ..
+                    } => (inputs.as_slice(), prompt_of.as_deref()),
+                    _ => (&[][..], None),
+                };
+                prompt_inputs = decoder_inputs(&stream, given, prompt_of, &tok, max_len)?;
                 let (ids, verbalizer) = match stream {
                     LoadedStream::FreeText(raw) => {
                         let (ids, verbalizer) =
@@ -606,10 +616,7 @@ impl OnBackend for Job {
                 act(&self, method, &stream, inputs, &device)
             }
             (BuiltMethod::Smollm2(method), LoadedStream::PromptIds(stream)) => {
-                if !inputs.is_empty() {
-                    bail!("`cl predict` does not take texts for the decoder's prompt streams yet");
-                }
-                act(&self, method, &stream, Vec::new(), &device)
+                act(&self, method, &stream, prompt_inputs, &device)
             }
             (BuiltMethod::SyntheticMlp(method), LoadedStream::Vectors(stream, mlp)) => {
                 let inputs = crate::saved::vectors(&inputs, mlp.input_dim)?;
@@ -621,6 +628,45 @@ impl OnBackend for Job {
                 self.args.stream.name()
             ),
         }
+    }
+}
+
+/// The prompt ids of `cl predict`'s texts on a decoder stream: whole prompts on a free-text
+/// stream, texts framed by the task `prompt_of`'s prompt on the others (required there, and
+/// refused on free-text streams).
+fn decoder_inputs(
+    stream: &LoadedStream,
+    given: &[String],
+    prompt_of: Option<&str>,
+    tok: &PromptTokenizer,
+    max_len: usize,
+) -> Result<Vec<TokenIds>> {
+    match (stream, prompt_of) {
+        (LoadedStream::FreeText(_), Some(_)) => {
+            bail!("--prompt-of does not apply to a free-text stream: its inputs are whole prompts")
+        }
+        (LoadedStream::FreeText(_), None) => given
+            .iter()
+            .map(|prompt| whole_prompt(tok, prompt, max_len))
+            .collect(),
+        (LoadedStream::Prompts(..), _) if given.is_empty() => Ok(Vec::new()),
+        (LoadedStream::Prompts(_, frames), None) => bail!(
+            "a prompt needs its task's instruction and options: give the task with --prompt-of ({})",
+            frames.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+        (LoadedStream::Prompts(_, frames), Some(name)) => {
+            let Some(frame) = frames.get(name) else {
+                bail!(
+                    "--prompt-of {name}: the stream's tasks are {}",
+                    frames.keys().cloned().collect::<Vec<_>>().join(", ")
+                );
+            };
+            given
+                .iter()
+                .map(|text| fit_prompt(tok, frame, text, max_len))
+                .collect()
+        }
+        _ => Ok(Vec::new()),
     }
 }
 
@@ -643,6 +689,7 @@ where
             dir,
             task,
             inputs: given,
+            ..
         } => crate::saved::predict(&mut method, stream, dir, *task, &inputs, given),
     }
 }

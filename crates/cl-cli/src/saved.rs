@@ -39,10 +39,15 @@ pub struct PredictArgs {
     /// class-incremental ones (their methods never see one).
     #[arg(long)]
     task: Option<usize>,
-    /// What to label: texts (text streams), PNG files (vision6) or comma-separated numbers
-    /// (synthetic).
+    /// What to label: texts (text streams, the decoder's prompt streams), whole prompts
+    /// (trace), PNG files (vision6) or comma-separated numbers (synthetic).
     #[arg(num_args = 1.., required = true, allow_hyphen_values = true)]
     inputs: Vec<String>,
+    /// The decoder's prompt streams (text5-gen, text15-gen, cl-benchmark): the task whose
+    /// instruction and options frame the texts, by name (e.g. `yelp`). This picks the prompt
+    /// only: a class-incremental method is still not told the task.
+    #[arg(long)]
+    prompt_of: Option<String>,
     /// Backend (each needs its cargo feature).
     #[arg(long, value_enum, default_value_t = BackendName::default_compiled())]
     backend: BackendName,
@@ -61,6 +66,7 @@ pub fn predict_command(args: &PredictArgs) -> Result<()> {
             dir: args.run.clone(),
             task: args.task,
             inputs: args.inputs.clone(),
+            prompt_of: args.prompt_of.clone(),
         },
         args.backend,
     )
@@ -288,7 +294,8 @@ fn class_name<X>(stream: &TaskStream<X>, class: usize) -> String {
 }
 
 /// Restores `method` from the run in `dir` and prints, for each input, its three most likely
-/// classes with their softmax scores (over the task's classes when a task id is given).
+/// classes with their softmax scores (over the task's classes when a task id is given; over
+/// the answers' log-likelihoods for the decoder), and the decoder's greedy answer.
 pub(crate) fn predict<B, M>(
     method: &mut M,
     stream: &TaskStream<M::Input>,
@@ -317,7 +324,24 @@ where
     };
     cl_core::runner::restore(method, stream, dir)?;
     let refs: Vec<&M::Input> = inputs.iter().collect();
-    let logits = method.predict(&refs, &ctx)?;
+    let predictions = method.predictions(&refs, &ctx)?;
+    let greedy = |r: usize| -> String {
+        match predictions
+            .greedy
+            .as_ref()
+            .and_then(|g| g[r].text.as_deref())
+        {
+            Some(text) => format!("greedy answer {text:?}"),
+            None => String::new(),
+        }
+    };
+    let Some(logits) = predictions.scores.clone() else {
+        // Free-text answers: the greedy answer is the prediction.
+        for (r, input) in given.iter().enumerate() {
+            println!("{input:?} -> {}", greedy(r));
+        }
+        return Ok(());
+    };
     let [rows, cols] = logits.dims();
     let values = logits
         .into_data()
@@ -345,7 +369,12 @@ where
             .take(3)
             .map(|(c, p)| format!("{} {:.3}", class_name(stream, *c), p))
             .collect();
-        println!("{input:?} -> {}", best.join("; "));
+        let answer = greedy(r);
+        if answer.is_empty() {
+            println!("{input:?} -> {}", best.join("; "));
+        } else {
+            println!("{input:?} -> {} | {answer}", best.join("; "));
+        }
     }
     Ok(())
 }

@@ -804,6 +804,58 @@ fn write_png(path: &std::path::Path) {
         .unwrap();
 }
 
+/// A decoder run: `cl eval` gives the report's scores again; `cl predict` frames texts with the
+/// prompt of the task `--prompt-of` names and prints the top classes by answer likelihood and
+/// the greedy answer.
+#[test]
+fn eval_and_predict_restore_a_decoder_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("text5-gen");
+    run_ok(
+        &[
+            "--method",
+            "seq-lora",
+            "--stream",
+            "text5-gen",
+            "--max-train",
+            "4",
+            "--test-per-task",
+            "1",
+            "--max-len",
+            "48",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "2",
+        ],
+        &out,
+    );
+    assert_eval_matches_the_report(&out, 5);
+    let run = out.to_str().unwrap();
+    let text = "Win a free cruise, reply now";
+    let (ok, printed) = cl_status(&[
+        "predict",
+        "--run",
+        run,
+        "--prompt-of",
+        "spam-assassin",
+        text,
+    ]);
+    assert!(ok, "{printed}");
+    let line = printed.lines().find(|l| l.contains(" -> ")).unwrap();
+    let (classes, answer) = line.split_once(" | ").unwrap();
+    assert!(answer.starts_with("greedy answer"), "{line}");
+    assert_eq!(classes.matches(" (").count(), 3, "{line}");
+    let (ok, printed) = cl_status(&["predict", "--run", run, text]);
+    assert!(!ok);
+    assert!(
+        printed.contains("--prompt-of") && printed.contains("spam-assassin"),
+        "{printed}"
+    );
+    let (ok, printed) = cl_status(&["predict", "--run", run, "--prompt-of", "nope", text]);
+    assert!(!ok && printed.contains("--prompt-of nope"), "{printed}");
+}
+
 #[test]
 fn eval_and_predict_restore_real_text5_and_vision6_runs() {
     let dir = tempfile::tempdir().unwrap();

