@@ -548,15 +548,13 @@ impl OnBackend for Job {
                         // Greedy answers are decoded and scored by each task's metric.
                         (ids, verbalizer.free_text(text))
                     }
-                    other => {
-                        let LoadedStream::Prompts(raw, frames) = other else {
-                            bail!("a decoder stream is either prompts or free text");
-                        };
+                    LoadedStream::Prompts(raw, frames) => {
                         let (ids, verbalizer) =
                             prompt_stream(raw, args.stream.name(), &frames, &tok, max_len)?;
                         // Greedy answers count as exact matches after the papers' normalisation.
                         (ids, verbalizer.with_text(text)?)
                     }
+                    _ => bail!("a decoder stream is either prompts or free text"),
                 };
                 decoder = Some(CausalLm::new(generator.model, verbalizer));
                 LoadedStream::PromptIds(ids)

@@ -534,6 +534,22 @@ mod tests {
         dir
     }
 
+    /// The quick preset's flags and sizes on the decoder, and a cache that does not exist (the
+    /// benchmark streams read only `--data-dir`).
+    fn quick_decoder() -> (SizeArgs, Sizes, &'static Path) {
+        let args = SizeArgs {
+            preset: Preset::Quick,
+            max_train: None,
+            test_per_task: None,
+            max_len: None,
+            max_answer_len: None,
+            seed: 0,
+            task_incremental: false,
+        };
+        let sizes = Preset::Quick.sizes(BackboneKind::Smollm2);
+        (args, sizes, Path::new("/nonexistent"))
+    }
+
     /// A TRACE folder with its eight tasks, each a copy of cl-data's FOMC or MeetingBank fixture.
     pub(crate) fn trace_dir() -> tempfile::TempDir {
         let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../cl-data/fixtures/trace");
@@ -554,17 +570,7 @@ mod tests {
         use cl_core::stream::Scoring;
         use cl_core::text_metrics::TextMetric;
         let dir = trace_dir();
-        let args = SizeArgs {
-            preset: Preset::Quick,
-            max_train: None,
-            test_per_task: None,
-            max_len: None,
-            max_answer_len: None,
-            seed: 0,
-            task_incremental: false,
-        };
-        let sizes = Preset::Quick.sizes(BackboneKind::Smollm2);
-        let cache = Path::new("/nonexistent");
+        let (args, sizes, cache) = quick_decoder();
         let loaded = load(
             StreamName::Trace,
             &args,
@@ -609,17 +615,7 @@ mod tests {
     #[test]
     fn cl_benchmark_loads_an_order_from_the_data_dir_and_shares_answer_classes() {
         let dir = cl_benchmark();
-        let args = SizeArgs {
-            preset: Preset::Quick,
-            max_train: None,
-            test_per_task: None,
-            max_len: None,
-            max_answer_len: None,
-            seed: 0,
-            task_incremental: false,
-        };
-        let sizes = Preset::Quick.sizes(BackboneKind::Smollm2);
-        let cache = Path::new("/nonexistent");
+        let (args, sizes, cache) = quick_decoder();
         let load_order = |order| {
             load(
                 StreamName::ClBenchmark,

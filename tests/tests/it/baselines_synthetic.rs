@@ -105,13 +105,32 @@ fn parameter_accounting() {
     );
 }
 
+/// Each task's (score, exact match) from `evaluate_all` in batches of 7 (straddling the tasks'
+/// boundaries), checked equal to evaluating each task alone.
+fn shared_batches_equal_each_task_alone<M>(
+    method: &M,
+    stream: &cl_core::stream::TaskStream<M::Input>,
+) -> Vec<(f64, Option<f64>)>
+where
+    M: Method<TestBackend>,
+{
+    use cl_core::runner::{evaluate_all, evaluate_with_greedy};
+    let shared = evaluate_all::<TestBackend, _>(method, stream, 7).unwrap();
+    let alone: Vec<(f64, Option<f64>)> = stream
+        .tasks()
+        .iter()
+        .map(|t| evaluate_with_greedy::<TestBackend, _>(method, t, stream, 64).unwrap())
+        .collect();
+    assert_eq!(shared, alone, "{:?}", stream.scenario());
+    shared
+}
+
 /// The runner's evaluation shares batches across tasks without a task id; the accuracies and
 /// exact matches are those of evaluating each task alone (the tiny decoder's prompts have one
 /// length, so batching changes no padding).
 #[test]
 fn evaluating_every_task_in_shared_batches_equals_evaluating_each_alone() {
     use cl_core::conformance::{CausalLmFixture, Fixture};
-    use cl_core::runner::{evaluate_all, evaluate_with_greedy};
     for scenario in [Scenario::ClassIncremental, Scenario::TaskIncremental] {
         let stream = CausalLmFixture::stream(scenario);
         let model = CausalLmFixture::model(stream.num_classes());
@@ -122,14 +141,7 @@ fn evaluating_every_task_in_shared_batches_equals_evaluating_each_alone() {
             3,
         )
         .unwrap();
-        // 7 prompts a batch: batches straddle the tasks' boundaries.
-        let shared = evaluate_all::<TestBackend, _>(&method, &stream, 7).unwrap();
-        let alone: Vec<(f64, Option<f64>)> = stream
-            .tasks()
-            .iter()
-            .map(|t| evaluate_with_greedy::<TestBackend, _>(&method, t, &stream, 64).unwrap())
-            .collect();
-        assert_eq!(shared, alone, "{scenario:?}");
+        let shared = shared_batches_equal_each_task_alone(&method, &stream);
         assert!(shared.iter().all(|(_, em)| em.is_some()));
     }
 }
@@ -142,7 +154,7 @@ fn free_text_tasks_are_scored_on_the_decoded_greedy_answers() {
     use cl_core::backbone::{GenerationConfig, TokenIds, generate};
     use cl_core::conformance::{tiny_decoder, token_stream};
     use cl_core::model::{CausalLm, GENERATION_SLACK, Verbalizer};
-    use cl_core::runner::{evaluate_all, evaluate_with_greedy};
+    use cl_core::runner::evaluate_all;
     use cl_core::stream::{Scoring, Task, TaskInfo, TaskStream};
     use cl_core::text_metrics::TextMetric;
 
@@ -204,13 +216,7 @@ fn free_text_tasks_are_scored_on_the_decoded_greedy_answers() {
     let method =
         LoraBaseline::<TestBackend, _>::from_model(Baseline::SeqLora, cfg(), model, 3).unwrap();
 
-    let shared = evaluate_all::<TestBackend, _>(&method, &stream, 7).unwrap();
-    let alone: Vec<(f64, Option<f64>)> = stream
-        .tasks()
-        .iter()
-        .map(|t| evaluate_with_greedy::<TestBackend, _>(&method, t, &stream, 64).unwrap())
-        .collect();
-    assert_eq!(shared, alone);
+    let shared = shared_batches_equal_each_task_alone(&method, &stream);
 
     // By hand: greedy continuations of the frozen decoder (the fresh LoRA adds nothing).
     let cfg = GenerationConfig::greedy(3 + GENERATION_SLACK, vec![2], 0);
