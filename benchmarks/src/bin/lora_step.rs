@@ -163,6 +163,8 @@ fn run(args: &Args) -> Result<(f64, f64), String> {
 }
 
 fn main() {
+    // As `cl` does: freed tensor memory stays mapped for the next step.
+    cl_alloc::reuse_freed_memory();
     let args = match parse() {
         Ok(a) => a,
         Err(e) => {

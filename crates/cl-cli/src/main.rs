@@ -66,6 +66,7 @@ enum Command {
 
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
+    cl_alloc::reuse_freed_memory();
     match dispatch(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -9,4 +9,5 @@ mod peft_format;
 mod smollm;
 mod smollm_lora;
 mod text_smoke;
+mod vendored_ops;
 mod vision_smoke;

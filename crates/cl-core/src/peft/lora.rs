@@ -149,7 +149,9 @@ impl<B: Backend> LoraAdapter<B> {
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let x = Dropout { prob: self.dropout }.forward(x);
         let down = burn::tensor::module::linear(x, self.lora_a.val(), None);
-        burn::tensor::module::linear(down, self.lora_b.val(), None).mul_scalar(self.scaling)
+        // The scale is applied to B (`[r, d_output]`), not to the `[rows, d_output]` output:
+        // the same function, one pass over a small matrix instead of over the output.
+        burn::tensor::module::linear(down, self.lora_b.val().mul_scalar(self.scaling), None)
     }
 
     /// The weight update `(α/r)·A·B`: `[d_input, d_output]`.

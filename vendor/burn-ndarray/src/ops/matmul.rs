@@ -10,43 +10,77 @@ pub(crate) fn matmul<E: NdArrayElement>(
     lhs: SharedArray<E>,
     rhs: SharedArray<E>,
 ) -> SharedArray<E> {
+    matmul_plus_bias(lhs, rhs, None)
+}
+
+// cl-peft patch (vendor/README.md): the operands are no longer reshaped to
+// `[batch, rows, cols]`, which copied every operand not in standard layout (transposed
+// weights and gradients, attention heads split by `swap_dims`): each batch entry is a strided
+// 2-D view, which `general_mat_mul` (matrixmultiply) reads with any strides. The output of a
+// float matmul is not zero-filled first (matrixmultiply with β = 0 writes every element
+// without reading it, which ndarray's own `dot` relies on too); with a bias (`[n]`, `linear`'s),
+// the output starts as the bias rows and the product is accumulated onto it (β = 1), which
+// saves the separate broadcast addition.
+pub(crate) fn matmul_plus_bias<E: NdArrayElement>(
+    lhs: SharedArray<E>,
+    rhs: SharedArray<E>,
+    bias: Option<SharedArray<E>>,
+) -> SharedArray<E> {
     let shape_lhs = lhs.shape();
     let shape_rhs = rhs.shape();
     let ndims = shape_lhs.num_dims();
     let m = shape_lhs[ndims - 2]; // # of left rows
-    let k = shape_rhs[ndims - 2]; // # of left cols and right rows
     let n = shape_rhs[ndims - 1]; // # of right cols
 
-    let (out_shape, strides_lhs, strides_rhs, strides_out) = output_shape(shape_lhs, shape_rhs);
-    let l_mat_size = m * k; // size of matrix component of left array
-    let r_mat_size = k * n; // size of matrix component of right array
+    let (out_shape, _, _, strides_out) = output_shape(shape_lhs, shape_rhs);
     let out_mat_size = m * n; // size of matrix component of output array
-
-    let num_l_batches = shape_lhs.num_elements() / l_mat_size;
-    let num_r_batches = shape_rhs.num_elements() / r_mat_size;
-    let num_out_batches = out_shape.num_elements() / out_mat_size;
-
-    let lhs_array = NdArrayOps::reshape(lhs, Shape::new([num_l_batches, m, k]));
-    let rhs_array = NdArrayOps::reshape(rhs, Shape::new([num_r_batches, k, n]));
+    let num_out_batches = out_shape.num_elements() / out_mat_size.max(1);
 
     let alpha: E = 1.0.elem();
-    let beta: E = 0.0.elem();
+    let beta: E = if bias.is_some() {
+        1.0.elem()
+    } else {
+        0.0.elem()
+    };
 
     let out = run_par!(|| {
-        let mut out_array = ndarray::Array3::<E>::zeros((num_out_batches, m, n));
-        let unsafe_shared_out_array = UnsafeSharedRef::new(&mut out_array);
+        let mut out_array = ndarray::Array3::<E>::uninit((num_out_batches, m, n));
+        let rows = out_array
+            .as_slice_mut()
+            .expect("a new array is contiguous")
+            .chunks_exact_mut(n.max(1));
+        match &bias {
+            Some(bias) => {
+                assert_eq!(
+                    bias.len(),
+                    n,
+                    "matmul: bias of {} values for {n} columns",
+                    bias.len()
+                );
+                let bias: Vec<E> = bias.iter().copied().collect();
+                for row in rows {
+                    row.write_copy_of_slice(&bias);
+                }
+            }
+            // Integer matmuls fall back to ndarray's own loops, which read the output.
+            None if !E::dtype().is_float() => {
+                for row in rows {
+                    row.fill(core::mem::MaybeUninit::new(E::zero()));
+                }
+            }
+            None => {}
+        }
+        // SAFETY: every element is either initialised above or, for floats with β = 0, written
+        // by `general_mat_mul` before anything reads it; the view does not outlive the array.
+        let mut out_view = unsafe { out_array.raw_view_mut().cast::<E>().deref_into_view_mut() };
+        let unsafe_shared_out_array = UnsafeSharedRef::new(&mut out_view);
 
         iter_range_par!(0, num_out_batches).for_each(|out_batch| {
-            // Here, we:
-            //   1. Un-flatten the output batch into a component-based batch index.
-            //   2. Use the strides for left and right batch indices to convert it to a flattened
-            //      batch for left and right.
+            // The output batch index, un-flattened, selects each operand's matrix (index 0
+            // along its broadcast dimensions).
             let out_index = strides_out.unflatten(out_batch);
-            let l_batch = strides_lhs.flatten(&out_index);
-            let r_batch = strides_rhs.flatten(&out_index);
-
-            let lhs_slice = lhs_array.slice(s!(l_batch, .., ..));
-            let rhs_slice = rhs_array.slice(s!(r_batch, .., ..));
+            let lhs_slice = matrix_at(&lhs, &out_index);
+            let rhs_slice = matrix_at(&rhs, &out_index);
 
             unsafe {
                 let mut out_slice = unsafe_shared_out_array
@@ -63,10 +97,23 @@ pub(crate) fn matmul<E: NdArrayElement>(
             }
         });
 
-        out_array.into_shared().into_dyn()
+        // SAFETY: as above, every element has been written.
+        unsafe { out_array.assume_init() }.into_shared().into_dyn()
     });
 
     NdArrayOps::reshape(out, out_shape)
+}
+
+/// cl-peft patch: the matrix (last two axes) of `array` at the batch index `index` (one entry
+/// per leading axis; axes of size 1 broadcast), as a strided view.
+fn matrix_at<'a, E>(array: &'a SharedArray<E>, index: &[usize]) -> ndarray::ArrayView2<'a, E> {
+    let mut view = array.view();
+    for (axis, &i) in index.iter().enumerate() {
+        let i = if array.shape()[axis] == 1 { 0 } else { i };
+        view = view.index_axis_move(ndarray::Axis(0), i);
+    }
+    view.into_dimensionality::<ndarray::Ix2>()
+        .expect("matmul operands have the output's rank")
 }
 
 #[derive(Debug, PartialEq)]
@@ -86,15 +133,6 @@ impl Strides {
             rem %= stride;
         }
         coord
-    }
-
-    fn flatten(&self, index: &Vec<usize>) -> usize {
-        assert_eq!(self.strides.len(), index.len());
-        self.strides
-            .iter()
-            .zip(index)
-            .map(|(stride, index)| stride * index)
-            .sum()
     }
 }
 

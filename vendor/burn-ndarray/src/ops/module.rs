@@ -368,6 +368,75 @@ where
         })
     }
 
+    // cl-peft patch (vendor/README.md): `x · W + b` with the bias written into the output
+    // before the product is accumulated onto it, instead of added in a second pass over the
+    // output (Burn's default: matmul, then a broadcast addition).
+    fn linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+    ) -> FloatTensor<Self> {
+        module_op!(inp(x, weight), opt(bias), E, |x: SharedArray<E>,
+                                                  weight: SharedArray<E>,
+                                                  bias: Option<
+            SharedArray<E>,
+        >| {
+            // weight [d_input, d_output] → [1, …, 1, d_input, d_output], as x's rank.
+            let mut dims = alloc::vec![1; x.ndim().max(2) - 2];
+            dims.extend_from_slice(weight.shape());
+            let weight = crate::ops::NdArrayOps::reshape(weight, burn_backend::Shape::from(dims));
+            NdArrayTensor::from(super::matmul::matmul_plus_bias(x, weight, bias))
+        })
+    }
+
+    // cl-peft patch (vendor/README.md): layer norm over the last axis in one pass per row
+    // (mean and variance accumulated in f64; f32 vectorised, fast_math.rs), where Burn's
+    // default takes nine tensor passes.
+    fn layer_norm(
+        tensor: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: Option<FloatTensor<Self>>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
+        module_op!(inp(tensor, gamma), opt(beta), E, |x: SharedArray<E>,
+                                                      gamma: SharedArray<E>,
+                                                      beta: Option<
+            SharedArray<E>,
+        >| {
+            use crate::ops::fast_math::FastMath;
+            let d = x.shape()[x.ndim() - 1];
+            assert_eq!(
+                gamma.len(),
+                d,
+                "layer_norm: gamma has {} values for {d} features",
+                gamma.len()
+            );
+            let gamma: alloc::vec::Vec<E> = gamma.iter().copied().collect();
+            let beta: alloc::vec::Vec<E> = match beta {
+                Some(beta) => {
+                    assert_eq!(
+                        beta.len(),
+                        d,
+                        "layer_norm: beta has {} values for {d} features",
+                        beta.len()
+                    );
+                    beta.iter().copied().collect()
+                }
+                None => alloc::vec![0.0.elem(); d],
+            };
+            let mut out = if x.is_standard_layout() {
+                x.into_owned()
+            } else {
+                x.as_standard_layout().into_owned()
+            };
+            if d > 0 {
+                let values = out.as_slice_mut().expect("standard layout is contiguous");
+                E::layer_norm_rows_in_place(values, &gamma, &beta, epsilon);
+            }
+            NdArrayTensor::from(out.into_shared())
+        })
+    }
+
     fn attention(
         query: FloatTensor<Self>,
         key: FloatTensor<Self>,
